@@ -1,0 +1,17 @@
+//! Identity and authority for RHIP users.
+//!
+//! Tokens are JWTs signed by a node's Ed25519 key ([`keys`]); [`claims`]
+//! says who the bearer is and over what; [`permissions`] is the one table of
+//! what each role may do. Turning a principal into a storage scope happens in
+//! the server, so this crate does no I/O and knows no database.
+//!
+//! Architecture invariant: the permission table lives only in
+//! [`permissions::permits`]; handlers ask it, they never compare roles.
+
+pub mod claims;
+pub mod keys;
+pub mod permissions;
+
+pub use claims::{Claims, ClaimsError};
+pub use keys::{KeyError, NodeKey, TokenError, Verifier};
+pub use permissions::{permits, Permission};

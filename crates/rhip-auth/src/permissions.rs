@@ -1,0 +1,67 @@
+//! The permission table: which role may do what (DESIGN §7).
+//!
+//! Scope (which records) is separate from permission (which actions): a
+//! commission may read persons, but only those of its region subtree.
+
+use rhip_core::Role;
+
+/// Actions guarded by the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Search and read persons (DID).
+    ReadPersons,
+    /// Read a person's EHR index.
+    ReadEhr,
+    /// Read document index entries and documents.
+    ReadDocuments,
+    /// Read one's own record (`/api/v1/me...`).
+    ReadOwnRecord,
+    /// List facilities.
+    ReadFacilities,
+    /// Register facilities.
+    WriteFacilities,
+    /// Read the audit log.
+    ReadAudit,
+}
+
+/// Whether `role` may perform `permission` (within its scope).
+pub fn permits(role: Role, permission: Permission) -> bool {
+    use Permission::*;
+    use Role::*;
+    match permission {
+        ReadPersons | ReadEhr | ReadDocuments => {
+            matches!(role, Commission | Clinician | HospitalSystem | Resident)
+        }
+        ReadOwnRecord => matches!(role, Resident),
+        ReadFacilities => matches!(
+            role,
+            Commission | Auditor | NodeAdmin | HospitalSystem | Clinician
+        ),
+        WriteFacilities => matches!(role, NodeAdmin),
+        ReadAudit => matches!(role, Auditor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_node_admins_register_facilities() {
+        for role in Role::ALL {
+            assert_eq!(
+                permits(role, Permission::WriteFacilities),
+                role == Role::NodeAdmin,
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn auditors_read_the_log_but_not_records() {
+        assert!(permits(Role::Auditor, Permission::ReadAudit));
+        assert!(!permits(Role::Auditor, Permission::ReadPersons));
+        assert!(!permits(Role::Commission, Permission::ReadAudit));
+        assert!(!permits(Role::NodeAdmin, Permission::ReadPersons));
+    }
+}

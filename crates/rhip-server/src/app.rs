@@ -1,0 +1,191 @@
+//! Building and running a node: open the store, migrate, load keys, bind the
+//! listeners, start the scheduled jobs, and stop gracefully on SIGTERM or
+//! Ctrl-C (in-flight requests finish; new connections are refused).
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::{jobs, routes};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{middleware, web, App, HttpMessage, HttpServer};
+use anyhow::Context;
+use rhip_auth::{NodeKey, Verifier};
+use rhip_store::{Store, StoreError, StoreOptions};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+/// Why a node could not start; `Config` problems are the operator's to fix
+/// (exit status 2), the rest are runtime failures (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration, unreachable database, unreadable key.
+    #[error("{0}")]
+    Config(String),
+    /// Anything else.
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+/// A node ready to serve.
+pub struct Application {
+    server: Server,
+    api_address: SocketAddr,
+    state: AppState,
+    settings: Settings,
+}
+
+/// Opens and migrates the node's database, and checks it belongs to this node.
+pub fn open_store(settings: &Settings) -> Result<Store, StartError> {
+    let options = StoreOptions {
+        pool_size: settings.database.pool_size,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&settings.database.url, settings.node.region, &options).map_err(
+        |e| match e {
+            StoreError::Config(_) | StoreError::Unreachable { .. } => {
+                StartError::Config(e.to_string())
+            }
+            other => StartError::Runtime(other.into()),
+        },
+    )?;
+    store.migrate().map_err(|e| StartError::Runtime(e.into()))?;
+    store
+        .write(|tx| tx.bind_node_region())
+        .map_err(|e| match e {
+            StoreError::WrongNode { .. } => {
+                StartError::Config(format!("{}: {e}", store.redacted_url()))
+            }
+            other => StartError::Runtime(other.into()),
+        })?;
+    Ok(store)
+}
+
+/// Reads the node's signing key.
+pub fn load_key(settings: &Settings) -> Result<NodeKey, StartError> {
+    let path = &settings.keys.signing_key;
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        StartError::Config(format!("cannot read signing key {}: {e}", path.display()))
+    })?;
+    NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+}
+
+impl Application {
+    /// Opens everything and binds the listeners; nothing is served until
+    /// [`Application::run`].
+    pub fn build(settings: Settings) -> Result<Application, StartError> {
+        let store = open_store(&settings)?;
+        let key = load_key(&settings)?;
+        let mut verifier = Verifier::new();
+        verifier.trust(key.public_key(), settings.node.region.as_str());
+        let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
+        let state = AppState {
+            store,
+            verifier: Arc::new(verifier),
+            region: settings.node.region,
+            name: settings.node_name(),
+            parent: settings.node.parent.clone(),
+            metrics: Arc::new(metrics),
+        };
+        let listener = TcpListener::bind(settings.api.listen).map_err(|e| {
+            StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen))
+        })?;
+        let api_address = listener.local_addr().context("listener address")?;
+        let data = web::Data::new(state.clone());
+        let mut server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                        ApiError::field("query", error.to_string()).into()
+                    }))
+                    .app_data(web::JsonConfig::default().limit(1 << 20).error_handler(
+                        |error, _| ApiError::field("body", error.to_string()).into(),
+                    ))
+                    .app_data(web::PathConfig::default().error_handler(|error, _| {
+                        ApiError::field("path", error.to_string()).into()
+                    }))
+                    .default_service(web::to(|| async {
+                        Err::<actix_web::HttpResponse, _>(ApiError::NotFound(
+                            "no such route".into(),
+                        ))
+                    }))
+                    .wrap(middleware::from_fn(observe))
+                    .wrap(TracingLogger::default())
+                    .configure(routes::configure)
+            })
+            .listen(listener)
+            .context("start HTTP listener")?
+            .shutdown_timeout(settings.api.shutdown_timeout_secs);
+        if let Some(workers) = settings.api.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(Application {
+            server: server.run(),
+            api_address,
+            state,
+            settings,
+        })
+    }
+
+    /// The address the API listens on (useful when configured with port 0).
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_address
+    }
+
+    /// A handle to stop the server from elsewhere (the demo's `--once`).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The shared state (store, metrics), for embedding callers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let scheduler = jobs::start(&self.settings, self.state.clone()).await?;
+        let result = self.server.await.context("HTTP server");
+        jobs::stop(scheduler).await;
+        tracing::info!("node stopped");
+        result
+    }
+}
+
+/// Adds `x-request-id` to every answer and records request metrics.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let mut response = next.call(req).await?;
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), id);
+    }
+    if let Some(state) = state {
+        let status = response.status().as_u16().to_string();
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[&method, &route, &status])
+            .inc();
+        state
+            .metrics
+            .http_duration
+            .with_label_values(&[&method, &route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}

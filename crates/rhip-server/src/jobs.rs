@@ -1,0 +1,45 @@
+//! Scheduled jobs (tokio-cron-scheduler); their timing is configuration
+//! (`[schedules]` in node.toml), not code.
+
+use crate::settings::Settings;
+use crate::state::AppState;
+use anyhow::Context;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+/// Starts every scheduled job of the node.
+pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await.context("job scheduler")?;
+    refresh_counts(state.clone()).await;
+    let job = Job::new_async(settings.schedules.metrics_refresh.as_str(), move |_, _| {
+        let state = state.clone();
+        Box::pin(async move { refresh_counts(state).await })
+    })
+    .with_context(|| {
+        format!(
+            "schedules.metrics_refresh {:?}",
+            settings.schedules.metrics_refresh
+        )
+    })?;
+    scheduler
+        .add(job)
+        .await
+        .context("schedule metrics refresh")?;
+    scheduler.start().await.context("start job scheduler")?;
+    Ok(scheduler)
+}
+
+/// Stops the scheduler; jobs in progress are abandoned (they only read).
+pub async fn stop(mut scheduler: JobScheduler) {
+    if let Err(error) = scheduler.shutdown().await {
+        tracing::warn!(%error, "job scheduler did not stop cleanly");
+    }
+}
+
+async fn refresh_counts(state: AppState) {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.read(|tx| tx.counts())).await {
+        Ok(Ok(counts)) => state.metrics.set_counts(&counts),
+        Ok(Err(error)) => tracing::warn!(%error, "record counts not refreshed"),
+        Err(error) => tracing::warn!(%error, "record count job panicked"),
+    }
+}

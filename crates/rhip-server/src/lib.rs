@@ -1,0 +1,18 @@
+//! The RHIP node: configuration, the actix-web application (API, health,
+//! metrics, OpenAPI), authentication and audit of every personal-data read,
+//! and scheduled jobs. Handlers are thin; storage is `rhip-store`'s,
+//! authority is `rhip-auth`'s, shapes are `rhip-api-types`'.
+
+pub mod app;
+pub mod blocking;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod principal;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod views;
+
+pub use app::{load_key, open_store, Application, StartError};
+pub use settings::{ConfigError, Settings};

@@ -1,0 +1,92 @@
+//! Prometheus metrics: request counts and latencies per route, audit entries
+//! written, and record-count gauges refreshed by a scheduled job.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The node's metric collectors, in their own registry (no globals, so
+/// several nodes can live in one test process).
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by method, route pattern and status.
+    pub http_requests: IntCounterVec,
+    /// Request latency by method and route pattern.
+    pub http_duration: HistogramVec,
+    /// Audit entries written by the API.
+    pub audit_entries: IntCounter,
+    /// Rows per table, refreshed on a schedule.
+    pub records: IntGaugeVec,
+    /// Pool connections, by state (`open`, `idle`).
+    pub pool: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every collector.
+    pub fn new(region: &str) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(
+            Some("rhip".into()),
+            Some([("region".to_string(), region.to_string())].into()),
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+            &["method", "route"],
+        )?;
+        let audit_entries =
+            IntCounter::new("audit_entries_total", "Audit entries written by the API")?;
+        let records = IntGaugeVec::new(Opts::new("records", "Rows stored, by table"), &["table"])?;
+        let pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections"),
+            &["state"],
+        )?;
+        let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(audit_entries.clone()))?;
+        registry.register(Box::new(records.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(build))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            audit_entries,
+            records,
+            pool,
+        })
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "metrics encoding failed");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+
+    /// Stores fresh record counts in the gauges.
+    pub fn set_counts(&self, counts: &rhip_store::Counts) {
+        for (table, value) in [
+            ("persons", counts.persons),
+            ("encounters", counts.encounters),
+            ("documents", counts.documents),
+            ("ehr_entries", counts.ehr_entries),
+            ("facilities", counts.facilities),
+            ("change_log", counts.changes),
+            ("audit_log", counts.audit_entries),
+        ] {
+            self.records.with_label_values(&[table]).set(value);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! HTTP routes, one module per resource; handlers stay thin: check the
+//! permission, validate input, run storage work, shape the answer.
+
+pub mod audit;
+pub mod facilities;
+pub mod health;
+pub mod me;
+pub mod openapi;
+pub mod persons;
+
+use actix_web::web;
+
+/// Registers every route of the node.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .service(
+            web::scope("/api/v1")
+                .route("/persons", web::get().to(persons::search))
+                .route("/persons/{empi_id}", web::get().to(persons::get))
+                .route("/persons/{empi_id}/ehr", web::get().to(persons::ehr))
+                .route(
+                    "/persons/{empi_id}/documents",
+                    web::get().to(persons::documents),
+                )
+                .route("/facilities", web::get().to(facilities::list))
+                .route("/facilities", web::post().to(facilities::create))
+                .route("/audit", web::get().to(audit::query))
+                .route("/me", web::get().to(me::me))
+                .route("/me/ehr", web::get().to(me::ehr))
+                .route("/me/documents", web::get().to(me::documents))
+                .route("/me/access-log", web::get().to(me::access_log)),
+        );
+}

@@ -1,0 +1,48 @@
+//! `GET /api/openapi.json`, generated from the handlers' annotations so the
+//! document cannot drift from the routes.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The OpenAPI document of the node's API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "RHIP node API", description = "Regional health information platform: one node of the national/provincial/municipal/county federation."),
+    paths(
+        super::health::healthz, super::health::readyz, super::health::metrics,
+        super::persons::search, super::persons::get, super::persons::ehr, super::persons::documents,
+        super::facilities::list, super::facilities::create,
+        super::audit::query,
+        super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
+    ),
+    components(schemas(
+        rhip_api_types::Health, rhip_api_types::PersonView, rhip_api_types::IdentifierView, rhip_api_types::EhrEntryView,
+        rhip_api_types::DocumentView, rhip_api_types::FacilityView, rhip_api_types::NewFacilityRequest,
+        rhip_api_types::AuditEntryView, rhip_api_types::Problem, rhip_api_types::FieldProblem,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Serves the document.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,329 @@
+//! `GET /api/v1/persons…`: the demographic index, scoped to the caller.
+
+use crate::blocking::in_transaction;
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::state::AppState;
+use crate::views::{self, IdNumber};
+use actix_web::{web, HttpResponse};
+use rhip_api_types::{FieldProblem, ItemList};
+use rhip_auth::Permission;
+use rhip_core::{CitizenId, Identifier, RegionCode};
+use rhip_store::{Access, PersonQuery, PersonRecord, Tx};
+use serde::Deserialize;
+
+/// Query parameters of the person search.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Citizen ID (GB 11643, 18 characters).
+    pub id_number: Option<String>,
+    /// Exact full name.
+    pub name: Option<String>,
+    /// Birth date, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// A cross-referenced identifier, `system|value`.
+    pub identifier: Option<String>,
+    /// Home region subtree (GB/T 2260 code).
+    pub home_region: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// EMPI id after which to continue (from `next`).
+    pub after: Option<String>,
+}
+
+impl SearchParams {
+    fn validate(&self) -> Result<PersonQuery, ApiError> {
+        let mut errors = Vec::new();
+        let mut query = PersonQuery {
+            limit: self.limit.unwrap_or(50),
+            ..PersonQuery::default()
+        };
+        let mut problem = |field: &str, message: String| {
+            errors.push(FieldProblem {
+                field: field.into(),
+                message,
+            })
+        };
+        if let Some(value) = &self.id_number {
+            match CitizenId::parse(value) {
+                Ok(id) => query.id_number = Some(id.as_str().to_string()),
+                Err(e) => problem("id_number", e.to_string()),
+            }
+        }
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() || name.chars().count() > 100 {
+                problem("name", "must be 1 to 100 characters".into());
+            }
+            query.name = Some(name.trim().to_string());
+        }
+        if let Some(value) = &self.birth_date {
+            match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+                Ok(date) => query.birth_date = Some(date),
+                Err(_) => problem(
+                    "birth_date",
+                    format!("{value:?} is not a date in the form YYYY-MM-DD"),
+                ),
+            }
+        }
+        if let Some(value) = &self.identifier {
+            match Identifier::parse_token(value) {
+                Ok(identifier) => query.identifier = Some(identifier),
+                Err(e) => problem("identifier", e.to_string()),
+            }
+        }
+        if let Some(value) = &self.home_region {
+            match RegionCode::parse(value) {
+                Ok(region) => query.home_region = Some(region),
+                Err(e) => problem("home_region", e.to_string()),
+            }
+        }
+        if let Some(limit) = self.limit {
+            if !(1..=500).contains(&limit) {
+                problem("limit", format!("{limit} is outside 1 to 500"));
+            }
+        }
+        if let Some(after) = &self.after {
+            if uuid::Uuid::parse_str(after).is_err() {
+                problem("after", format!("{after:?} is not an EMPI id"));
+            }
+            query.after = Some(after.clone());
+        }
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(ApiError::fields(errors))
+        }
+    }
+}
+
+/// Searches persons within the caller's scope; every person returned is audited.
+#[utoipa::path(get, path = "/api/v1/persons", tag = "persons", params(SearchParams),
+    responses((status = 200, body = ItemList<rhip_api_types::PersonView>), (status = 401, body = rhip_api_types::Problem),
+              (status = 403, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn search(
+    state: web::Data<AppState>,
+    principal: Principal,
+    params: web::Query<SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(denied) = principal
+        .require(Permission::ReadPersons)
+        .and_then(|()| principal.scope())
+    {
+        return Err(deny_now(&state, &principal, "person", None, &denied.to_string()).await);
+    }
+    let query = params.validate()?;
+    let scope = principal.scope()?;
+    if let (Some(wanted), rhip_store::Scope::Region(allowed)) = (&query.home_region, &scope) {
+        if !allowed.contains(wanted) {
+            return Err(deny_now(
+                &state,
+                &principal,
+                "persons",
+                None,
+                "home_region outside the caller's jurisdiction",
+            )
+            .await);
+        }
+    }
+    let limit = query.limit;
+    let found = in_transaction(&state, move |tx| {
+        let persons = tx.find_persons(&scope, &query)?;
+        for person in &persons {
+            let mut entry = principal.audit("search", "person", "success");
+            entry.resource_id = Some(person.id.clone());
+            entry.person_id = Some(person.id.clone());
+            tx.append_audit(&entry)?;
+        }
+        if persons.is_empty() {
+            let mut entry = principal.audit("search", "person", "success");
+            entry.detail = Some("no match".into());
+            tx.append_audit(&entry)?;
+        }
+        Ok(Ok(persons))
+    })
+    .await?;
+    state
+        .metrics
+        .audit_entries
+        .inc_by(found.len().max(1) as u64);
+    let next = (found.len() as i64 == limit)
+        .then(|| found.last().map(|p| p.id.clone()))
+        .flatten();
+    let items = found
+        .into_iter()
+        .map(|p| views::person(p, IdNumber::Masked))
+        .collect();
+    Ok(HttpResponse::Ok().json(ItemList { items, next }))
+}
+
+/// Reads one person.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = rhip_api_types::PersonView), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let person = read_person(
+        &state,
+        principal,
+        path.into_inner(),
+        Permission::ReadPersons,
+        "person",
+        |_, _| Ok(()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(views::person(person.0, IdNumber::Masked)))
+}
+
+/// A person's EHR index, newest first.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/ehr", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::EhrEntryView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn ehr(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, entries) = read_person(
+        &state,
+        principal,
+        path.into_inner(),
+        Permission::ReadEhr,
+        "ehr",
+        |tx, id| Ok(tx.ehr_entries_for(id, 1000)?),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(ItemList {
+        items: entries.into_iter().map(views::ehr_entry).collect(),
+        next: None,
+    }))
+}
+
+/// A person's document index entries, newest first.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/documents", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::DocumentView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn documents(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, documents) = read_person(
+        &state,
+        principal,
+        path.into_inner(),
+        Permission::ReadDocuments,
+        "documents",
+        |tx, id| Ok(tx.documents_for(id, 1000)?),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(ItemList {
+        items: documents.into_iter().map(views::document).collect(),
+        next: None,
+    }))
+}
+
+/// Reads one person and something of theirs under the caller's scope, and
+/// audits the outcome (success, denied or not found) in the same transaction.
+pub(crate) async fn read_person<T, F>(
+    state: &AppState,
+    principal: Principal,
+    empi_id: String,
+    permission: Permission,
+    resource_type: &'static str,
+    then: F,
+) -> Result<(PersonRecord, T), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Tx<'_>, &str) -> Result<T, rhip_store::StoreError> + Send + 'static,
+{
+    if let Err(denied) = principal.require(permission) {
+        return Err(deny_now(
+            state,
+            &principal,
+            resource_type,
+            Some(empi_id),
+            &denied.to_string(),
+        )
+        .await);
+    }
+    if uuid::Uuid::parse_str(&empi_id).is_err() {
+        return Err(ApiError::field(
+            "empi_id",
+            format!("{empi_id:?} is not an EMPI id (UUID)"),
+        ));
+    }
+    let scope = match principal.scope() {
+        Ok(scope) => scope,
+        Err(denied) => {
+            return Err(deny_now(
+                state,
+                &principal,
+                resource_type,
+                Some(empi_id),
+                &denied.to_string(),
+            )
+            .await)
+        }
+    };
+    state.metrics.audit_entries.inc();
+    in_transaction(state, move |tx| {
+        let mut entry = principal.audit("read", resource_type, "success");
+        entry.resource_id = Some(empi_id.clone());
+        match tx.get_person(&scope, &empi_id)? {
+            Access::Granted(person) => {
+                let extra = then(tx, &person.id)?;
+                entry.person_id = Some(person.id.clone());
+                tx.append_audit(&entry)?;
+                Ok(Ok((person, extra)))
+            }
+            Access::OutOfScope => {
+                entry.outcome = "denied".into();
+                entry.http_status = Some(403);
+                entry.person_id = Some(empi_id.clone());
+                entry.detail = Some("outside the caller's scope".into());
+                tx.append_audit(&entry)?;
+                Ok(Err(ApiError::Forbidden(format!(
+                    "person {empi_id} is outside your jurisdiction"
+                ))))
+            }
+            Access::NotFound => {
+                entry.outcome = "not_found".into();
+                entry.http_status = Some(404);
+                tx.append_audit(&entry)?;
+                Ok(Err(ApiError::NotFound(format!("no person {empi_id}"))))
+            }
+        }
+    })
+    .await
+}
+
+/// Audits a refusal decided before any record was read, and returns the 403.
+pub(crate) async fn deny_now(
+    state: &AppState,
+    principal: &Principal,
+    resource_type: &str,
+    person: Option<String>,
+    reason: &str,
+) -> ApiError {
+    let mut entry = principal.audit("read", resource_type, "denied");
+    entry.http_status = Some(403);
+    entry.resource_id = person.clone();
+    entry.person_id = person;
+    entry.detail = Some(reason.to_string());
+    state.metrics.audit_entries.inc();
+    match in_transaction(state, move |tx| Ok(Ok(tx.append_audit(&entry)?))).await {
+        Ok(()) => ApiError::Forbidden(reason.to_string()),
+        Err(error) => error,
+    }
+}

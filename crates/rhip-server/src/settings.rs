@@ -1,0 +1,265 @@
+//! Node configuration (`node.toml`).
+//!
+//! Typed, with unknown keys refused so a misspelt setting stops the node
+//! instead of being silently ignored. Relative paths are resolved against the
+//! folder of the config file. `RHIP_DATABASE_URL` overrides `database.url`
+//! so a password need not be written into the file.
+
+use rhip_core::RegionCode;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration of one node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Who this node is.
+    pub node: NodeSettings,
+    /// Where its data lives.
+    pub database: DatabaseSettings,
+    /// The HTTP API listener.
+    pub api: ApiSettings,
+    /// The HL7 v2 MLLP listener address (served from the HL7 ingest release on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mllp: Option<MllpSettings>,
+    /// Key material.
+    pub keys: KeySettings,
+    /// Token rules.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Scheduled jobs (cron expressions with seconds).
+    #[serde(default)]
+    pub schedules: ScheduleSettings,
+}
+
+/// Identity of the node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// GB/T 2260 code of the region this node serves; its tier follows from it.
+    pub region: RegionCode,
+    /// Display name; defaults to the region's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// API URL of the parent node in the federation (none for a standalone
+    /// or national node); shown in `/healthz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// Database location and pool.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://...`.
+    pub url: String,
+    /// Maximum pooled connections.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+}
+
+/// HTTP API listener.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+    /// Worker threads; defaults to the number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// MLLP listener.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// Key material of the node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// PEM file of the node's Ed25519 signing key (tokens, later batches).
+    pub signing_key: PathBuf,
+}
+
+/// Token rules.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Longest lifetime `rhip token` will mint, e.g. `24h`.
+    #[serde(default = "default_max_ttl")]
+    pub max_token_ttl: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> AuthSettings {
+        AuthSettings {
+            max_token_ttl: default_max_ttl(),
+        }
+    }
+}
+
+/// Cron expressions (six fields, seconds first) of the scheduled jobs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Refresh of the record-count gauges in `/metrics`.
+    #[serde(default = "default_metrics_refresh")]
+    pub metrics_refresh: String,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> ScheduleSettings {
+        ScheduleSettings {
+            metrics_refresh: default_metrics_refresh(),
+        }
+    }
+}
+
+fn default_pool_size() -> u32 {
+    8
+}
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+fn default_max_ttl() -> String {
+    "24h".into()
+}
+fn default_metrics_refresh() -> String {
+    "*/15 * * * * *".into()
+}
+
+/// A configuration that cannot be used; the message is one line naming the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        let mut settings = Settings::parse(&text)
+            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
+        if let Ok(url) = std::env::var("RHIP_DATABASE_URL") {
+            settings.database.url = url;
+        }
+        settings.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        settings
+            .check()
+            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
+        Ok(settings)
+    }
+
+    /// Parses config text; errors name the line and the key.
+    pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str::<Settings>(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            match line {
+                Some(line) => ConfigError(format!("line {line}: {message}")),
+                None => ConfigError(message),
+            }
+        })
+    }
+
+    /// Renders the settings as TOML (for `rhip init`).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if !self.keys.signing_key.is_absolute() {
+            self.keys.signing_key = base.join(&self.keys.signing_key);
+        }
+        let url = self.database.url.trim().to_string();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(&url);
+            if !path.is_empty() && !path.starts_with(':') && !Path::new(path).is_absolute() {
+                self.database.url = format!("sqlite://{}", base.join(path).display());
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        humantime::parse_duration(&self.auth.max_token_ttl)
+            .map_err(|e| ConfigError(format!("auth.max_token_ttl: {e}")))?;
+        for (name, expression) in [("schedules.metrics_refresh", &self.schedules.metrics_refresh)] {
+            if expression.split_whitespace().count() != 6 {
+                return Err(ConfigError(format!(
+                    "{name}: {expression:?} is not a cron expression with six fields (seconds first)"
+                )));
+            }
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError("database.pool_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Longest token lifetime allowed.
+    pub fn max_token_ttl(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.auth.max_token_ttl)
+            .unwrap_or(std::time::Duration::from_secs(86_400))
+    }
+
+    /// Display name of the node.
+    pub fn node_name(&self) -> String {
+        self.node.name.clone().unwrap_or_else(|| {
+            format!(
+                "{} health commission node",
+                self.node.region.name().unwrap_or(self.node.region.as_str())
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+region = "330106"
+[database]
+url = "sqlite://rhip.db"
+[api]
+listen = "127.0.0.1:0"
+[keys]
+signing_key = "keys/signing.pem"
+"#;
+
+    #[test]
+    fn a_minimal_config_parses_with_defaults() {
+        let settings = Settings::parse(GOOD).unwrap();
+        assert_eq!(settings.node.region.as_str(), "330106");
+        assert_eq!(settings.database.pool_size, 8);
+        assert_eq!(settings.schedules.metrics_refresh, "*/15 * * * * *");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_regions_name_the_problem_on_one_line() {
+        let error = Settings::parse(&GOOD.replace("[api]", "[api]\nlisten_port = 3"))
+            .unwrap_err()
+            .0;
+        assert!(error.contains("unknown field `listen_port`"), "{error}");
+        assert!(error.starts_with("line 8"), "{error}");
+        assert!(!error.contains('\n'));
+        let error = Settings::parse(&GOOD.replace("330106", "339999"))
+            .unwrap_err()
+            .0;
+        assert!(error.contains("339999"), "{error}");
+    }
+}

@@ -1,0 +1,25 @@
+//! What every handler can reach: the store, the token verifier, the node's
+//! identity and the metrics registry.
+
+use crate::metrics::Metrics;
+use rhip_auth::Verifier;
+use rhip_core::RegionCode;
+use rhip_store::Store;
+use std::sync::Arc;
+
+/// Shared application state (cloned into every worker).
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's database.
+    pub store: Store,
+    /// Trusted token keys.
+    pub verifier: Arc<Verifier>,
+    /// This node's region.
+    pub region: RegionCode,
+    /// This node's display name.
+    pub name: String,
+    /// API URL of the parent node, if configured.
+    pub parent: Option<String>,
+    /// Prometheus registry and collectors.
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,132 @@
+//! Turning stored records into API shapes; the one place that decides what
+//! leaves the node (a citizen ID is masked unless residents read their own).
+
+use rhip_api_types::{
+    AuditEntryView, DocumentView, EhrEntryView, FacilityView, IdentifierView, PersonView,
+};
+use rhip_store::{AuditRecord, DocumentIndexRecord, EhrEntryRecord, FacilityRecord, PersonRecord};
+
+/// Whether a person view shows the full citizen ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdNumber {
+    /// Keep the first six and last four characters.
+    Masked,
+    /// The resident's own record.
+    Full,
+}
+
+/// A person as the API shows it.
+pub fn person(record: PersonRecord, id_number: IdNumber) -> PersonView {
+    let shown = record.id_number.map(|value| match id_number {
+        IdNumber::Full => value,
+        IdNumber::Masked => mask(&value),
+    });
+    PersonView {
+        empi_id: record.id,
+        home_region: record.home_region,
+        name: record.name,
+        sex: record.sex,
+        birth_date: record.birth_date,
+        id_number: shown,
+        ethnicity: record.ethnicity,
+        phone: record.phone,
+        address_region: record.address_region,
+        status: record.status,
+        merged_into: record.merged_into,
+        identifiers: record
+            .identifiers
+            .into_iter()
+            .map(|i| IdentifierView {
+                system: i.system,
+                value: i.value,
+                r#type: i.type_code,
+            })
+            .collect(),
+    }
+}
+
+fn mask(value: &str) -> String {
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 6 || i + 4 >= value.chars().count() {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// An EHR entry as the API shows it.
+pub fn ehr_entry(record: EhrEntryRecord) -> EhrEntryView {
+    EhrEntryView {
+        id: record.id,
+        kind: record.kind,
+        occurred_at: record.occurred_at,
+        facility: record.facility_code,
+        source_region: record.source_region,
+        summary: record.summary,
+        document_id: record.document_id,
+        encounter_id: record.encounter_id,
+    }
+}
+
+/// A document index entry as the API shows it.
+pub fn document(record: DocumentIndexRecord) -> DocumentView {
+    DocumentView {
+        id: record.id,
+        person: record.person_id,
+        r#type: record.type_code,
+        title: record.title,
+        effective_at: record.effective_at,
+        author_facility: record.author_facility,
+        custodian: record.custodian,
+        confidentiality: record.confidentiality,
+        sha256: record.sha256,
+        size_bytes: record.size_bytes,
+        status: record.status,
+    }
+}
+
+/// A facility as the API shows it.
+pub fn facility(record: FacilityRecord) -> FacilityView {
+    FacilityView {
+        code: record.code,
+        name: record.name,
+        kind: record.kind,
+        region: record.region,
+        status: record.status,
+        created_at: record.created_at,
+    }
+}
+
+/// An audit entry as the API shows it.
+pub fn audit_entry(record: AuditRecord) -> AuditEntryView {
+    AuditEntryView {
+        seq: record.seq,
+        occurred_at: record.occurred_at,
+        actor: record.actor,
+        role: record.role,
+        actor_region: record.actor_region,
+        facility: record.facility_code,
+        action: record.action,
+        resource_type: record.resource_type,
+        resource_id: record.resource_id,
+        person: record.person_id,
+        purpose: record.purpose,
+        outcome: record.outcome,
+        http_status: record.http_status,
+        request_id: record.request_id,
+        detail: record.detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masking_keeps_region_and_check_digits() {
+        assert_eq!(super::mask("11010519491231002X"), "110105********002X");
+    }
+}

@@ -1,0 +1,157 @@
+//! The audit log: who read or changed which personal data, when, why and
+//! with what outcome. Rows are never updated or deleted (database triggers
+//! refuse it); hash chaining and sealing build on this table.
+
+use crate::schema::audit_log;
+use crate::{StoreError, Tx};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+/// One access to record.
+#[derive(Clone, Debug, Default)]
+pub struct NewAuditEntry {
+    /// Token subject, user name or `node` for the node itself.
+    pub actor: String,
+    /// Role the actor acted in.
+    pub role: Option<String>,
+    /// Region of the actor's authority.
+    pub actor_region: Option<String>,
+    /// Facility of the actor.
+    pub facility_code: Option<String>,
+    /// `read`, `search`, `create`, `authenticate`, ...
+    pub action: String,
+    /// `person`, `ehr`, `documents`, `facility`, ...
+    pub resource_type: String,
+    /// Id of the resource, if one.
+    pub resource_id: Option<String>,
+    /// The person whose data was touched (never a citizen ID).
+    pub person_id: Option<String>,
+    /// Stated purpose of use.
+    pub purpose: Option<String>,
+    /// `success`, `denied` or `error`.
+    pub outcome: String,
+    /// HTTP status answered.
+    pub http_status: Option<i32>,
+    /// Request id, to join with logs.
+    pub request_id: Option<String>,
+    /// Client address.
+    pub source_ip: Option<String>,
+    /// Short free text (reason of a denial, number of results).
+    pub detail: Option<String>,
+}
+
+/// A stored audit entry.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_log)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct AuditRecord {
+    /// Position in this node's log.
+    pub seq: i64,
+    /// Entry id.
+    pub id: String,
+    /// When it happened (UTC).
+    pub occurred_at: NaiveDateTime,
+    /// Who.
+    pub actor: String,
+    /// In which role.
+    pub role: Option<String>,
+    /// With authority over which region.
+    pub actor_region: Option<String>,
+    /// From which facility.
+    pub facility_code: Option<String>,
+    /// Did what.
+    pub action: String,
+    /// To what kind of record.
+    pub resource_type: String,
+    /// To which record.
+    pub resource_id: Option<String>,
+    /// About whom.
+    pub person_id: Option<String>,
+    /// Why.
+    pub purpose: Option<String>,
+    /// With what outcome.
+    pub outcome: String,
+    /// HTTP status answered.
+    pub http_status: Option<i32>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Client address.
+    pub source_ip: Option<String>,
+    /// Free text.
+    pub detail: Option<String>,
+}
+
+/// Filters for reading the audit log; all given filters must match.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Entries about this person.
+    pub person_id: Option<String>,
+    /// Entries by this actor.
+    pub actor: Option<String>,
+    /// Entries by actors of this facility.
+    pub facility_code: Option<String>,
+    /// Entries with this outcome.
+    pub outcome: Option<String>,
+    /// At or after.
+    pub from: Option<NaiveDateTime>,
+    /// Before.
+    pub to: Option<NaiveDateTime>,
+    /// Page size.
+    pub limit: i64,
+}
+
+impl Tx<'_> {
+    /// Appends one entry.
+    pub fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        diesel::insert_into(audit_log::table)
+            .values((
+                audit_log::id.eq(rhip_core::new_id().to_string()),
+                audit_log::occurred_at.eq(crate::now()),
+                audit_log::actor.eq(&entry.actor),
+                audit_log::role.eq(&entry.role),
+                audit_log::actor_region.eq(&entry.actor_region),
+                audit_log::facility_code.eq(&entry.facility_code),
+                audit_log::action.eq(&entry.action),
+                audit_log::resource_type.eq(&entry.resource_type),
+                audit_log::resource_id.eq(&entry.resource_id),
+                audit_log::person_id.eq(&entry.person_id),
+                audit_log::purpose.eq(&entry.purpose),
+                audit_log::outcome.eq(&entry.outcome),
+                audit_log::http_status.eq(entry.http_status),
+                audit_log::request_id.eq(&entry.request_id),
+                audit_log::source_ip.eq(&entry.source_ip),
+                audit_log::detail.eq(&entry.detail),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Reads entries, newest first.
+    pub fn query_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut select = audit_log::table.into_boxed();
+        if let Some(person) = &query.person_id {
+            select = select.filter(audit_log::person_id.eq(person.clone()));
+        }
+        if let Some(actor) = &query.actor {
+            select = select.filter(audit_log::actor.eq(actor.clone()));
+        }
+        if let Some(facility) = &query.facility_code {
+            select = select.filter(audit_log::facility_code.eq(facility.clone()));
+        }
+        if let Some(outcome) = &query.outcome {
+            select = select.filter(audit_log::outcome.eq(outcome.clone()));
+        }
+        if let Some(from) = query.from {
+            select = select.filter(audit_log::occurred_at.ge(from));
+        }
+        if let Some(to) = query.to {
+            select = select.filter(audit_log::occurred_at.lt(to));
+        }
+        Ok(select
+            .order(audit_log::seq.desc())
+            .limit(query.limit.clamp(1, 10_000))
+            .select(AuditRecord::as_select())
+            .load(self.conn)?)
+    }
+}

@@ -1,0 +1,79 @@
+//! The transactional outbox: every write that must travel appends a change
+//! here in its own transaction, so nothing is sent that was not committed and
+//! nothing committed is lost while a peer is down.
+
+use crate::schema::change_log;
+use crate::{StoreError, Tx};
+use diesel::prelude::*;
+
+/// One change as stored in the outbox.
+#[derive(Clone, Debug, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = change_log)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ChangeRecord {
+    /// Local order of the outbox, assigned at insert.
+    pub seq: i64,
+    /// Federation-wide id of the change (applied once per node).
+    pub id: String,
+    /// Hybrid-logical-clock time of the change.
+    pub hlc: String,
+    /// Region of the node where the change was made.
+    pub origin_region: String,
+    /// What kind of record changed (`person`, `facility`, ...).
+    pub entity: String,
+    /// Id of the record that changed.
+    pub entity_id: String,
+    /// `create`, `update`, `merge`, ...
+    pub op: String,
+    /// The person the change is about, for routing to the home county.
+    pub person_id: Option<String>,
+    /// That person's home region.
+    pub home_region: Option<String>,
+    /// The record as JSON.
+    pub payload: String,
+    /// When it was recorded.
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl Tx<'_> {
+    /// Appends a change to the outbox (call inside the write it describes).
+    pub(crate) fn record_change(
+        &mut self,
+        entity: &str,
+        entity_id: &str,
+        op: &str,
+        person: Option<(&str, &str)>,
+        hlc: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        diesel::insert_into(change_log::table)
+            .values((
+                change_log::id.eq(rhip_core::new_id().to_string()),
+                change_log::hlc.eq(hlc),
+                change_log::origin_region.eq(self.node_region().as_str()),
+                change_log::entity.eq(entity),
+                change_log::entity_id.eq(entity_id),
+                change_log::op.eq(op),
+                change_log::person_id.eq(person.map(|p| p.0)),
+                change_log::home_region.eq(person.map(|p| p.1)),
+                change_log::payload.eq(payload.to_string()),
+                change_log::created_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Changes after `after_seq`, oldest first (the federation reads these).
+    pub fn changes_after(
+        &mut self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        Ok(change_log::table
+            .filter(change_log::seq.gt(after_seq))
+            .order(change_log::seq.asc())
+            .limit(limit)
+            .select(ChangeRecord::as_select())
+            .load(self.conn)?)
+    }
+}

@@ -1,0 +1,200 @@
+//! The only place in RHIP that speaks SQL.
+//!
+//! A [`Store`] wraps an r2d2 pool over SQLite (the embedded default) or
+//! PostgreSQL (production), chosen by URL. Work happens inside
+//! [`Store::write`] or [`Store::read`], which hand a [`Tx`] to a closure and
+//! commit only if it returns `Ok`: a change, its change-log row and its audit
+//! entry land together or not at all. Repositories are `impl Tx` blocks, one
+//! module per concern (persons, facilities, records, audit, changes).
+//!
+//! Architecture invariant: nothing outside this crate builds SQL, and nothing
+//! in this crate knows HTTP or JSON shapes of the API.
+
+mod audit;
+mod changes;
+mod conn;
+mod error;
+mod facilities;
+mod meta;
+mod migrate;
+mod persons;
+mod records;
+pub mod schema;
+mod scope;
+
+pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
+pub use changes::ChangeRecord;
+pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
+pub use error::StoreError;
+pub use facilities::{FacilityRecord, NewFacility};
+pub use meta::Counts;
+pub use persons::{NewPerson, PersonQuery, PersonRecord};
+pub use records::{
+    DocumentIndexRecord, EhrEntryRecord, EncounterRecord, NewDocument, NewEhrEntry, NewEncounter,
+};
+pub use scope::{Access, Scope};
+
+use diesel::Connection;
+use rhip_core::{HlcTimestamp, HybridClock, RegionCode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Handle to one node's database; cheap to clone and share across threads.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    url: DatabaseUrl,
+    region: RegionCode,
+    clock: HybridClock,
+    /// SQLite has one writer; taking this lock before `BEGIN` keeps writers of
+    /// this process from failing on lock upgrades. PostgreSQL needs none.
+    sqlite_writer: Option<Mutex<()>>,
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Maximum pooled connections.
+    pub pool_size: u32,
+    /// How long a caller waits for a pooled connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Store {
+    /// Opens the pool and checks that the database answers; fails fast with
+    /// [`StoreError::Unreachable`] so a misconfigured node stops at start.
+    pub fn open(
+        url: &str,
+        region: RegionCode,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let url = DatabaseUrl::parse(url)?;
+        // Connect once by hand to report the driver's own reason when the
+        // database is unreachable (r2d2 would only say "timed out").
+        if let Err(error) = url.connect() {
+            return Err(StoreError::Unreachable {
+                url: url.redacted(),
+                reason: one_line(&error.to_string()),
+            });
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .connection_timeout(options.connect_timeout)
+            .build(Manager::new(url.clone()))
+            .map_err(|e| StoreError::Unreachable {
+                url: url.redacted(),
+                reason: one_line(&e.to_string()),
+            })?;
+        let sqlite_writer = (url.backend() == Backend::Sqlite).then(|| Mutex::new(()));
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                url,
+                region,
+                clock: HybridClock::new(60_000),
+                sqlite_writer,
+            }),
+        })
+    }
+
+    /// The backend behind this store.
+    pub fn backend(&self) -> Backend {
+        self.inner.url.backend()
+    }
+
+    /// The database location, safe to print.
+    pub fn redacted_url(&self) -> String {
+        self.inner.url.redacted()
+    }
+
+    /// The region of the node that owns this database.
+    pub fn region(&self) -> RegionCode {
+        self.inner.region
+    }
+
+    /// Runs `work` in one transaction that may write; commits on `Ok`.
+    pub fn write<T>(
+        &self,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _writer = match &self.inner.sqlite_writer {
+            Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
+            None => None,
+        };
+        let mut conn = self.inner.pool.get()?;
+        conn.transaction(|conn| {
+            work(&mut Tx {
+                conn,
+                inner: &self.inner,
+            })
+        })
+    }
+
+    /// Runs read-only `work` in one transaction (a consistent snapshot).
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.inner.pool.get()?;
+        conn.transaction(|conn| {
+            work(&mut Tx {
+                conn,
+                inner: &self.inner,
+            })
+        })
+    }
+
+    /// Answers whether the database is reachable right now (for `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.inner.pool.get()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
+    /// Pool state for metrics: (connections, idle connections).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.inner.pool.state();
+        (state.connections, state.idle_connections)
+    }
+}
+
+/// One open transaction; repositories are methods on it.
+pub struct Tx<'a> {
+    conn: &'a mut DbConn,
+    inner: &'a Inner,
+}
+
+impl Tx<'_> {
+    /// The region of the node that owns this database.
+    pub fn node_region(&self) -> RegionCode {
+        self.inner.region
+    }
+
+    /// A fresh hybrid-logical-clock timestamp for a write made here.
+    pub fn tick(&self) -> HlcTimestamp {
+        self.inner.clock.now()
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Current UTC time as stored in timestamp columns.
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

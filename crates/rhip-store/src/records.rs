@@ -1,0 +1,349 @@
+//! EMRD and EHRD repositories: encounters, documents with their original
+//! bytes, and the EHR index a resident's lifetime record is read from.
+
+use crate::schema::{documents, ehr_entries, encounters};
+use crate::{StoreError, Tx};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rhip_core::{EhrEntryKind, EncounterType};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// An encounter to store.
+#[derive(Clone, Debug)]
+pub struct NewEncounter {
+    /// The patient.
+    pub person_id: String,
+    /// Where it happened.
+    pub facility_code: String,
+    /// The facility's visit number (unique per facility).
+    pub visit_number: String,
+    /// Outpatient, inpatient, ...
+    pub encounter_type: EncounterType,
+    /// `in_progress`, `finished`, `cancelled`.
+    pub status: String,
+    /// Admission or visit start.
+    pub admitted_at: Option<NaiveDateTime>,
+    /// Discharge or visit end.
+    pub discharged_at: Option<NaiveDateTime>,
+    /// Department name.
+    pub department: Option<String>,
+}
+
+/// A stored encounter.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = encounters)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct EncounterRecord {
+    /// Encounter id.
+    pub id: String,
+    /// The patient.
+    pub person_id: String,
+    /// Facility code.
+    pub facility_code: String,
+    /// Facility's visit number.
+    pub visit_number: String,
+    /// Encounter type.
+    pub encounter_type: String,
+    /// Status.
+    pub status: String,
+    /// Start.
+    pub admitted_at: Option<NaiveDateTime>,
+    /// End.
+    pub discharged_at: Option<NaiveDateTime>,
+    /// Department.
+    pub department: Option<String>,
+    /// Bed or ward.
+    pub location: Option<String>,
+    /// Attending clinician.
+    pub attending: Option<String>,
+    /// Node where it was recorded.
+    pub source_region: String,
+    /// Hybrid-logical-clock time of the last change.
+    pub hlc: String,
+    /// First stored.
+    pub created_at: NaiveDateTime,
+    /// Last changed.
+    pub updated_at: NaiveDateTime,
+}
+
+/// An EHR index entry to store.
+#[derive(Clone, Debug)]
+pub struct NewEhrEntry {
+    /// The resident.
+    pub person_id: String,
+    /// What kind of event.
+    pub kind: EhrEntryKind,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// Facility where it happened.
+    pub facility_code: Option<String>,
+    /// One line for lists.
+    pub summary: String,
+    /// Encounter it indexes.
+    pub encounter_id: Option<String>,
+    /// Document it indexes.
+    pub document_id: Option<String>,
+}
+
+/// A stored EHR index entry.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = ehr_entries)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct EhrEntryRecord {
+    /// Entry id.
+    pub id: String,
+    /// The resident.
+    pub person_id: String,
+    /// Kind (snake_case of `EhrEntryKind`).
+    pub kind: String,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// Facility.
+    pub facility_code: Option<String>,
+    /// Node where it was recorded.
+    pub source_region: String,
+    /// One line for lists.
+    pub summary: String,
+    /// Encounter it indexes.
+    pub encounter_id: Option<String>,
+    /// Document it indexes.
+    pub document_id: Option<String>,
+    /// Hybrid-logical-clock time.
+    pub hlc: String,
+    /// Stored at.
+    pub created_at: NaiveDateTime,
+}
+
+/// A document to store with its original bytes.
+#[derive(Clone, Debug)]
+pub struct NewDocument {
+    /// The patient.
+    pub person_id: Option<String>,
+    /// Encounter it belongs to.
+    pub encounter_id: Option<String>,
+    /// WS/T 500 or WS/T 483 type code.
+    pub type_code: String,
+    /// Title.
+    pub title: String,
+    /// Clinical effective time.
+    pub effective_at: NaiveDateTime,
+    /// Authoring facility.
+    pub author_facility: Option<String>,
+    /// Custodian.
+    pub custodian: Option<String>,
+    /// Confidentiality code (`N`, `R`, `V`).
+    pub confidentiality: String,
+    /// MIME type of the bytes.
+    pub content_type: String,
+    /// The original bytes, kept unchanged.
+    pub content: Vec<u8>,
+}
+
+/// A document's index entry (everything but the bytes).
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = documents)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct DocumentIndexRecord {
+    /// Document id.
+    pub id: String,
+    /// The patient.
+    pub person_id: Option<String>,
+    /// Encounter.
+    pub encounter_id: Option<String>,
+    /// Type code.
+    pub type_code: String,
+    /// Title.
+    pub title: String,
+    /// Effective time.
+    pub effective_at: NaiveDateTime,
+    /// Authoring facility.
+    pub author_facility: Option<String>,
+    /// Custodian.
+    pub custodian: Option<String>,
+    /// Confidentiality code.
+    pub confidentiality: String,
+    /// MIME type.
+    pub content_type: String,
+    /// SHA-256 of the original bytes, hex.
+    pub sha256: String,
+    /// Size of the original bytes.
+    pub size_bytes: i64,
+    /// Document this one replaces.
+    pub supersedes: Option<String>,
+    /// `current` or `superseded`.
+    pub status: String,
+    /// Node where it was received.
+    pub source_region: String,
+    /// Hybrid-logical-clock time.
+    pub hlc: String,
+    /// Stored at.
+    pub created_at: NaiveDateTime,
+}
+
+impl Tx<'_> {
+    /// Stores an encounter and records the change.
+    pub fn insert_encounter(&mut self, new: &NewEncounter) -> Result<EncounterRecord, StoreError> {
+        let now = crate::now();
+        let record = EncounterRecord {
+            id: rhip_core::new_id().to_string(),
+            person_id: new.person_id.clone(),
+            facility_code: new.facility_code.clone(),
+            visit_number: new.visit_number.clone(),
+            encounter_type: new.encounter_type.as_str().to_string(),
+            status: new.status.clone(),
+            admitted_at: new.admitted_at,
+            discharged_at: new.discharged_at,
+            department: new.department.clone(),
+            location: None,
+            attending: None,
+            source_region: self.node_region().as_str().to_string(),
+            hlc: self.tick().encode(),
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(encounters::table)
+            .values(&record)
+            .execute(self.conn)?;
+        let home = self.home_region_of(&record.person_id)?;
+        let payload =
+            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change(
+            "encounter",
+            &record.id,
+            "create",
+            Some((&record.person_id, &home)),
+            &record.hlc,
+            &payload,
+        )?;
+        Ok(record)
+    }
+
+    /// Stores an EHR index entry and records the change.
+    pub fn insert_ehr_entry(&mut self, new: &NewEhrEntry) -> Result<EhrEntryRecord, StoreError> {
+        let record = EhrEntryRecord {
+            id: rhip_core::new_id().to_string(),
+            person_id: new.person_id.clone(),
+            kind: new.kind.as_str().to_string(),
+            occurred_at: new.occurred_at,
+            facility_code: new.facility_code.clone(),
+            source_region: self.node_region().as_str().to_string(),
+            summary: new.summary.clone(),
+            encounter_id: new.encounter_id.clone(),
+            document_id: new.document_id.clone(),
+            hlc: self.tick().encode(),
+            created_at: crate::now(),
+        };
+        diesel::insert_into(ehr_entries::table)
+            .values(&record)
+            .execute(self.conn)?;
+        let home = self.home_region_of(&record.person_id)?;
+        let payload =
+            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change(
+            "ehr_entry",
+            &record.id,
+            "create",
+            Some((&record.person_id, &home)),
+            &record.hlc,
+            &payload,
+        )?;
+        Ok(record)
+    }
+
+    /// Stores a document with its bytes and SHA-256, and records the change.
+    pub fn insert_document(
+        &mut self,
+        new: &NewDocument,
+    ) -> Result<DocumentIndexRecord, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(&new.content));
+        let id = rhip_core::new_id().to_string();
+        let hlc = self.tick().encode();
+        diesel::insert_into(documents::table)
+            .values((
+                documents::id.eq(&id),
+                documents::person_id.eq(&new.person_id),
+                documents::encounter_id.eq(&new.encounter_id),
+                documents::type_code.eq(&new.type_code),
+                documents::title.eq(&new.title),
+                documents::effective_at.eq(new.effective_at),
+                documents::author_facility.eq(&new.author_facility),
+                documents::custodian.eq(&new.custodian),
+                documents::confidentiality.eq(&new.confidentiality),
+                documents::content_type.eq(&new.content_type),
+                documents::sha256.eq(&sha256),
+                documents::size_bytes.eq(i64::try_from(new.content.len()).unwrap_or(i64::MAX)),
+                documents::content.eq(&new.content),
+                documents::status.eq("current"),
+                documents::source_region.eq(self.node_region().as_str()),
+                documents::hlc.eq(&hlc),
+                documents::created_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        let record: DocumentIndexRecord = documents::table
+            .find(&id)
+            .select(DocumentIndexRecord::as_select())
+            .first(self.conn)?;
+        if let Some(person) = &record.person_id {
+            let home = self.home_region_of(person)?;
+            let payload =
+                serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.record_change(
+                "document",
+                &record.id,
+                "create",
+                Some((person, &home)),
+                &hlc,
+                &payload,
+            )?;
+        }
+        Ok(record)
+    }
+
+    /// A person's EHR index, newest first.
+    pub fn ehr_entries_for(
+        &mut self,
+        person_id: &str,
+        limit: i64,
+    ) -> Result<Vec<EhrEntryRecord>, StoreError> {
+        Ok(ehr_entries::table
+            .filter(ehr_entries::person_id.eq(person_id))
+            .order((ehr_entries::occurred_at.desc(), ehr_entries::id.desc()))
+            .limit(limit.clamp(1, 10_000))
+            .select(EhrEntryRecord::as_select())
+            .load(self.conn)?)
+    }
+
+    /// A person's document index entries, newest first.
+    pub fn documents_for(
+        &mut self,
+        person_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DocumentIndexRecord>, StoreError> {
+        Ok(documents::table
+            .filter(documents::person_id.eq(person_id))
+            .order((documents::effective_at.desc(), documents::id.desc()))
+            .limit(limit.clamp(1, 10_000))
+            .select(DocumentIndexRecord::as_select())
+            .load(self.conn)?)
+    }
+
+    /// A person's encounters, newest first.
+    pub fn encounters_for(&mut self, person_id: &str) -> Result<Vec<EncounterRecord>, StoreError> {
+        Ok(encounters::table
+            .filter(encounters::person_id.eq(person_id))
+            .order(encounters::created_at.desc())
+            .select(EncounterRecord::as_select())
+            .load(self.conn)?)
+    }
+
+    fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
+        use crate::schema::persons;
+        persons::table
+            .find(person_id)
+            .select(persons::home_region)
+            .first(self.conn)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))
+    }
+}

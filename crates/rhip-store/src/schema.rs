@@ -1,0 +1,253 @@
+//! Diesel table definitions shared by SQLite and PostgreSQL.
+//!
+//! Written by hand to the types both backends share (ids as text, UTC
+//! timestamps, payloads as text or binary); `migrations/sqlite` and
+//! `migrations/postgres` must produce exactly these tables, which a test checks.
+#![allow(missing_docs)]
+
+diesel::table! {
+    /// Facts about the node this database belongs to (its region, schema notes).
+    node_meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    /// Facility registry: who may submit records to this node.
+    facilities (code) {
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        region -> Text,
+        status -> Text,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// DID households (户).
+    households (id) {
+        id -> Text,
+        region -> Text,
+        address_line -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// DID persons; `id` is the federation-wide EMPI id.
+    persons (id) {
+        id -> Text,
+        home_region -> Text,
+        name -> Text,
+        sex -> Text,
+        birth_date -> Nullable<Date>,
+        id_number -> Nullable<Text>,
+        ethnicity -> Nullable<Text>,
+        marital_status -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address_region -> Nullable<Text>,
+        address_line -> Nullable<Text>,
+        household_id -> Nullable<Text>,
+        household_relation -> Nullable<Text>,
+        non_resident -> Bool,
+        status -> Text,
+        merged_into -> Nullable<Text>,
+        origin_region -> Text,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// DID identifier cross-reference (PIX): local identifiers to EMPI ids.
+    person_identifiers (id) {
+        id -> Text,
+        person_id -> Text,
+        system -> Text,
+        value -> Text,
+        type_code -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// EMRD encounters (visits and stays) at a facility.
+    encounters (id) {
+        id -> Text,
+        person_id -> Text,
+        facility_code -> Text,
+        visit_number -> Text,
+        encounter_type -> Text,
+        status -> Text,
+        admitted_at -> Nullable<Timestamp>,
+        discharged_at -> Nullable<Timestamp>,
+        department -> Nullable<Text>,
+        location -> Nullable<Text>,
+        attending -> Nullable<Text>,
+        source_region -> Text,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// EMRD diagnoses of an encounter.
+    diagnoses (id) {
+        id -> Text,
+        encounter_id -> Text,
+        person_id -> Text,
+        code_system -> Text,
+        code -> Text,
+        display -> Nullable<Text>,
+        diagnosis_type -> Nullable<Text>,
+        diagnosed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// EMRD documents with their original bytes.
+    documents (id) {
+        id -> Text,
+        person_id -> Nullable<Text>,
+        encounter_id -> Nullable<Text>,
+        type_code -> Text,
+        title -> Text,
+        effective_at -> Timestamp,
+        author_facility -> Nullable<Text>,
+        custodian -> Nullable<Text>,
+        confidentiality -> Text,
+        content_type -> Text,
+        sha256 -> Text,
+        size_bytes -> BigInt,
+        content -> Binary,
+        supersedes -> Nullable<Text>,
+        status -> Text,
+        source_region -> Text,
+        hlc -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// EMRD observations (lab and exam results).
+    observations (id) {
+        id -> Text,
+        person_id -> Text,
+        encounter_id -> Nullable<Text>,
+        report_id -> Nullable<Text>,
+        code_system -> Text,
+        code -> Text,
+        display -> Nullable<Text>,
+        value -> Nullable<Text>,
+        value_type -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        reference_range -> Nullable<Text>,
+        abnormal_flag -> Nullable<Text>,
+        status -> Text,
+        observed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// EHRD index: one entry per thing that happened in a resident's health life.
+    ehr_entries (id) {
+        id -> Text,
+        person_id -> Text,
+        kind -> Text,
+        occurred_at -> Timestamp,
+        facility_code -> Nullable<Text>,
+        source_region -> Text,
+        summary -> Text,
+        encounter_id -> Nullable<Text>,
+        document_id -> Nullable<Text>,
+        hlc -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Transactional outbox of changes that travel through the federation.
+    change_log (seq) {
+        seq -> BigInt,
+        id -> Text,
+        hlc -> Text,
+        origin_region -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        op -> Text,
+        person_id -> Nullable<Text>,
+        home_region -> Nullable<Text>,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Append-only record of every access to personal data.
+    audit_log (seq) {
+        seq -> BigInt,
+        id -> Text,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        role -> Nullable<Text>,
+        actor_region -> Nullable<Text>,
+        facility_code -> Nullable<Text>,
+        action -> Text,
+        resource_type -> Text,
+        resource_id -> Nullable<Text>,
+        person_id -> Nullable<Text>,
+        purpose -> Nullable<Text>,
+        outcome -> Text,
+        http_status -> Nullable<Integer>,
+        request_id -> Nullable<Text>,
+        source_ip -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Accounts that log in with a password (residents, later staff).
+    users (id) {
+        id -> Text,
+        username -> Text,
+        role -> Text,
+        region -> Nullable<Text>,
+        facility_code -> Nullable<Text>,
+        person_id -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(person_identifiers -> persons (person_id));
+diesel::joinable!(encounters -> persons (person_id));
+diesel::joinable!(diagnoses -> encounters (encounter_id));
+diesel::joinable!(ehr_entries -> persons (person_id));
+diesel::joinable!(persons -> households (household_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    node_meta,
+    facilities,
+    households,
+    persons,
+    person_identifiers,
+    encounters,
+    diagnoses,
+    documents,
+    observations,
+    ehr_entries,
+    change_log,
+    audit_log,
+    users,
+);

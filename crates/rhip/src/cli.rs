@@ -1,0 +1,178 @@
+//! The command-line grammar (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// RHIP: a node of the regional health information platform federation.
+#[derive(Debug, Parser)]
+#[command(name = "rhip", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a standalone node's config, keys and data folder.
+    Init(InitArgs),
+    /// Run one node (migrates its database on start).
+    Serve(ConfigArg),
+    /// Apply database migrations.
+    Migrate(ConfigArg),
+    /// Print a JWT signed by the node, for operators and scripts.
+    Token(TokenArgs),
+    /// Manage the facility registry.
+    #[command(subcommand)]
+    Facility(FacilityCommand),
+    /// Manage the demographic index.
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Start a demo county node with sample persons and print how to query it.
+    Demo(DemoArgs),
+}
+
+impl Command {
+    /// Log level when `RUST_LOG` is not set.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "info",
+            _ => "warn,tracing_actix_web=error",
+        }
+    }
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The node's config file (node.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `rhip init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// GB/T 2260 code of the region the node serves.
+    #[arg(long, value_name = "R")]
+    pub region: String,
+    /// Folder to write node.toml, keys/ and data/ into.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// PostgreSQL URL; default is an embedded SQLite file in DIR/data.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// API URL of the parent node, for federation.
+    #[arg(long, value_name = "URL")]
+    pub parent: Option<String>,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// resident, clinician, hospital_system, commission, auditor or node_admin.
+    #[arg(long)]
+    pub role: String,
+    /// Region of authority (default: the node's region).
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// Facility code (clinician, hospital_system).
+    #[arg(long, value_name = "F")]
+    pub facility: Option<String>,
+    /// EMPI id (resident).
+    #[arg(long, value_name = "EMPI")]
+    pub person: Option<String>,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Subject written into the token and the audit log.
+    #[arg(long)]
+    pub sub: Option<String>,
+}
+
+/// `rhip facility …`.
+#[derive(Debug, Subcommand)]
+pub enum FacilityCommand {
+    /// Register a submitting facility.
+    Add(FacilityAddArgs),
+    /// List registered facilities.
+    List(FacilityListArgs),
+}
+
+/// `rhip facility add`.
+#[derive(Debug, Args)]
+pub struct FacilityAddArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The code it sends in MSH-4 / as CDA custodian.
+    #[arg(long)]
+    pub code: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Region (default: the node's region); must lie in the node's jurisdiction.
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// hospital, clinic, community_health_centre, township_health_centre,
+    /// public_health_centre, maternal_child_health_centre, laboratory, other.
+    #[arg(long, default_value = "hospital")]
+    pub kind: String,
+    /// Print the registered facility as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip facility list`.
+#[derive(Debug, Args)]
+pub struct FacilityListArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip person …`.
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Load persons from a JSON-lines file into the DID, all or nothing.
+    Import(PersonImportArgs),
+}
+
+/// `rhip person import`.
+#[derive(Debug, Args)]
+pub struct PersonImportArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// One JSON object per line: name, sex, birth_date, id_number, phone,
+    /// address_region, address_line, ethnicity, home_region, identifiers.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the created persons (EMPI id per input line) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo node (default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Run the checks once, print a summary and exit (0 only if all passed).
+    #[arg(long)]
+    pub once: bool,
+    /// PostgreSQL URL instead of the embedded SQLite.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+}

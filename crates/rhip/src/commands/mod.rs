@@ -1,0 +1,53 @@
+//! One module per subcommand.
+
+mod demo;
+mod facility;
+mod init;
+mod person;
+mod serve;
+mod token;
+
+use crate::cli::{Command, FacilityCommand, PersonCommand};
+use crate::Failure;
+use rhip_server::Settings;
+use std::path::Path;
+
+/// Runs one parsed command.
+pub fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Init(args) => init::run(&args),
+        Command::Serve(args) => serve::serve(&args.config),
+        Command::Migrate(args) => serve::migrate(&args.config),
+        Command::Token(args) => token::run(&args),
+        Command::Facility(FacilityCommand::Add(args)) => facility::add(&args),
+        Command::Facility(FacilityCommand::List(args)) => facility::list(&args),
+        Command::Person(PersonCommand::Import(args)) => person::import(&args),
+        Command::Demo(args) => demo::run(&args),
+    }
+}
+
+/// Loads a config file; any problem is a usage failure.
+fn load_settings(path: &Path) -> Result<Settings, Failure> {
+    Ok(Settings::load(path)?)
+}
+
+/// Opens a node's store without migrating (for `migrate` itself).
+fn open_store_unmigrated(settings: &Settings) -> Result<rhip_store::Store, Failure> {
+    let options = rhip_store::StoreOptions {
+        pool_size: 2,
+        ..rhip_store::StoreOptions::default()
+    };
+    rhip_store::Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| {
+        match e {
+            rhip_store::StoreError::Config(_) | rhip_store::StoreError::Unreachable { .. } => {
+                Failure::Usage(e.to_string())
+            }
+            other => Failure::Runtime(other.into()),
+        }
+    })
+}
+
+/// Opens and migrates a node's store (commands that read or write data).
+fn open_store(settings: &Settings) -> Result<rhip_store::Store, Failure> {
+    Ok(rhip_server::open_store(settings)?)
+}

@@ -1,0 +1,16 @@
+DROP TABLE users;
+DROP TRIGGER audit_log_no_truncate ON audit_log;
+DROP TRIGGER audit_log_no_update ON audit_log;
+DROP TABLE audit_log;
+DROP FUNCTION audit_log_append_only();
+DROP TABLE change_log;
+DROP TABLE ehr_entries;
+DROP TABLE observations;
+DROP TABLE documents;
+DROP TABLE diagnoses;
+DROP TABLE encounters;
+DROP TABLE person_identifiers;
+DROP TABLE persons;
+DROP TABLE households;
+DROP TABLE facilities;
+DROP TABLE node_meta;
