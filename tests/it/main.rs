@@ -1,1 +1,9 @@
-//! t
+//! End-to-end tests of RHIP: real `rhip` processes on random ports, spoken to
+//! over HTTP and the command line, on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod api;
+mod auth;
+mod cli;
+mod storage;

@@ -1,1 +1,394 @@
-//! placeholder
+//! Test support: run the real `rhip` binary, start nodes on random ports,
+//! give each PostgreSQL test its own database, and speak HTTP to the nodes.
+//!
+//! PostgreSQL is found at `RHIP_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). When it is absent the
+//! PostgreSQL half of a test prints that it skipped, unless `CI=true`, where
+//! a missing PostgreSQL fails the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Path of the `rhip` binary built by `cargo test --workspace`.
+pub fn rhip_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("RHIP_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("rhip");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p rhip) or set RHIP_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `rhip ARGS` to completion.
+pub fn rhip(args: &[&str]) -> Output {
+    Command::new(rhip_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Runs `rhip ARGS`, asserting success, and returns stdout.
+pub fn rhip_ok(args: &[&str]) -> String {
+    let output = rhip(args);
+    assert!(
+        output.status.success(),
+        "rhip {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Asserts the command failed with `code` and one stderr line containing `needle`.
+pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "error should be one line: {stderr}"
+    );
+}
+
+fn admin_url() -> String {
+    std::env::var("RHIP_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of its own for one test; dropped with the value.
+pub struct TestDb {
+    pub url: Option<String>,
+    name: Option<String>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is absent outside CI.
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        if backend == Backend::Sqlite {
+            return Some(TestDb {
+                url: None,
+                name: None,
+            });
+        }
+        let admin = admin_url();
+        let mut conn = match PgConnection::establish(&admin) {
+            Ok(conn) => conn,
+            Err(error) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but PostgreSQL at {admin} is unreachable: {error}");
+                }
+                eprintln!("SKIPPED (PostgreSQL half): {admin} unreachable: {error}");
+                return None;
+            }
+        };
+        let name = format!("rhip_test_{}", uuid::Uuid::now_v7().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base)
+            .to_string();
+        Some(TestDb {
+            url: Some(format!("{base}/{name}")),
+            name: Some(name),
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.name {
+            if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// An initialised node folder (config, key, data), not yet running.
+pub struct NodeDir {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub region: String,
+    pub db: TestDb,
+}
+
+impl NodeDir {
+    /// `rhip init` for `region` on `backend`, with the API on port 0 and one worker.
+    pub fn init(region: &str, backend: Backend) -> Option<NodeDir> {
+        let db = TestDb::new(backend)?;
+        let dir = tempfile::tempdir().unwrap();
+        let dir_arg = dir.path().to_str().unwrap().to_string();
+        let mut args = vec!["init", "--region", region, "--dir", &dir_arg, "--json"];
+        if let Some(url) = &db.url {
+            args.extend(["--db", url]);
+        }
+        let summary: Value = serde_json::from_str(&rhip_ok(&args)).unwrap();
+        let config = PathBuf::from(summary["config"].as_str().unwrap());
+        let mut doc: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+        let api = doc["api"].as_table_mut().unwrap();
+        api.insert("listen".into(), "127.0.0.1:0".into());
+        api.insert("workers".into(), 1.into());
+        api.insert("shutdown_timeout_secs".into(), 5.into());
+        doc["database"]
+            .as_table_mut()
+            .unwrap()
+            .insert("pool_size".into(), 4.into());
+        std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
+        Some(NodeDir {
+            dir,
+            config,
+            region: region.into(),
+            db,
+        })
+    }
+
+    pub fn config_arg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// Runs `rhip SUBCOMMAND --config THIS ARGS`.
+    pub fn cli(&self, subcommand: &[&str], args: &[&str]) -> Output {
+        let mut all: Vec<&str> = subcommand.to_vec();
+        all.extend(["--config", self.config_arg()]);
+        all.extend(args);
+        rhip(&all)
+    }
+
+    /// Mints a token with `rhip token`.
+    pub fn token(&self, role: &str, args: &[&str]) -> String {
+        let output = self.cli(&["token"], &[&["--role", role], args].concat());
+        assert!(
+            output.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// Registers a facility with `rhip facility add`.
+    pub fn add_facility(&self, code: &str, region: &str) {
+        let output = self.cli(
+            &["facility", "add"],
+            &[
+                "--code",
+                code,
+                "--name",
+                &format!("测试医院 {code}"),
+                "--region",
+                region,
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "facility add: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Imports persons (JSON lines) and returns their EMPI ids in order.
+    pub fn import(&self, persons: &[Value]) -> Vec<String> {
+        let file = self
+            .dir
+            .path()
+            .join(format!("persons-{}.jsonl", uuid::Uuid::now_v7().simple()));
+        let text: Vec<String> = persons.iter().map(|p| p.to_string()).collect();
+        std::fs::write(&file, text.join("\n")).unwrap();
+        let output = self.cli(
+            &["person", "import"],
+            &["--file", file.to_str().unwrap(), "--json"],
+        );
+        assert!(
+            output.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["empi_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Starts `rhip serve` and waits for its ready line.
+    pub fn start(&self) -> Node {
+        let mut child = Command::new(rhip_bin())
+            .args(["serve", "--config", self.config_arg()])
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("node {} did not report ready", self.region)
+            });
+        let api = line
+            .split("api ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+            .trim()
+            .to_string();
+        Node { child, api }
+    }
+}
+
+/// A running node process; killed when dropped.
+pub struct Node {
+    pub child: Child,
+    pub api: String,
+}
+
+impl Node {
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = ureq::get(&format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        Response::from(request.call())
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = ureq::post(&format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        Response::from(request.send_json(body.clone()))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer with its body read.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub request_id: Option<String>,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Items of a list answer.
+    pub fn items(&self) -> Vec<Value> {
+        self.json()["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no items: {}", self.text))
+    }
+}
+
+impl From<Result<ureq::Response, ureq::Error>> for Response {
+    fn from(result: Result<ureq::Response, ureq::Error>) -> Response {
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("HTTP transport error: {error}"),
+        };
+        Response {
+            status: response.status(),
+            content_type: response.content_type().to_string(),
+            request_id: response.header("x-request-id").map(str::to_string),
+            text: response.into_string().unwrap(),
+        }
+    }
+}
+
+/// A synthetic person for imports, with a valid citizen ID born in `region`.
+pub fn person(name: &str, region: &str, birth: (i32, u32, u32), sequence: u16) -> Value {
+    let region_code = rhip_core::RegionCode::parse(region).unwrap();
+    let birth = chrono::NaiveDate::from_ymd_opt(birth.0, birth.1, birth.2).unwrap();
+    let id = rhip_core::CitizenId::generate(region_code, birth, sequence);
+    serde_json::json!({
+        "name": name,
+        "id_number": id.as_str(),
+        "address_region": region,
+        "phone": "13800000000",
+    })
+}
+
+/// The node's signing key (for tests that must craft tokens the CLI refuses to mint).
+pub fn node_key(dir: &Path) -> rhip_auth::NodeKey {
+    rhip_auth::NodeKey::from_pem(&std::fs::read_to_string(dir.join("keys/signing.pem")).unwrap())
+        .unwrap()
+}
+
+/// Declares `name` as two tests, `sqlite::name` and `postgres::name`, calling `body(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:path;)*) => {
+        mod sqlite {
+            $( #[test] fn $name() { $body($crate::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { $body($crate::Backend::Postgres) } )*
+        }
+    };
+}

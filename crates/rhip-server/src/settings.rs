@@ -255,7 +255,7 @@ signing_key = "keys/signing.pem"
             .unwrap_err()
             .0;
         assert!(error.contains("unknown field `listen_port`"), "{error}");
-        assert!(error.starts_with("line 8"), "{error}");
+        assert!(error.starts_with("line 6: "), "the [api] table: {error}");
         assert!(!error.contains('\n'));
         let error = Settings::parse(&GOOD.replace("330106", "339999"))
             .unwrap_err()

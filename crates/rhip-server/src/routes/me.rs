@@ -56,7 +56,7 @@ pub async fn ehr(
         id,
         Permission::ReadOwnRecord,
         "ehr",
-        |tx, id| Ok(tx.ehr_entries_for(id, 1000)?),
+        |tx, id| tx.ehr_entries_for(id, 1000),
     )
     .await?;
     Ok(HttpResponse::Ok().json(ItemList {
@@ -80,7 +80,7 @@ pub async fn documents(
         id,
         Permission::ReadOwnRecord,
         "documents",
-        |tx, id| Ok(tx.documents_for(id, 1000)?),
+        |tx, id| tx.documents_for(id, 1000),
     )
     .await?;
     Ok(HttpResponse::Ok().json(ItemList {

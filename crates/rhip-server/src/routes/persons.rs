@@ -198,7 +198,7 @@ pub async fn ehr(
         path.into_inner(),
         Permission::ReadEhr,
         "ehr",
-        |tx, id| Ok(tx.ehr_entries_for(id, 1000)?),
+        |tx, id| tx.ehr_entries_for(id, 1000),
     )
     .await?;
     Ok(HttpResponse::Ok().json(ItemList {
@@ -224,7 +224,7 @@ pub async fn documents(
         path.into_inner(),
         Permission::ReadDocuments,
         "documents",
-        |tx, id| Ok(tx.documents_for(id, 1000)?),
+        |tx, id| tx.documents_for(id, 1000),
     )
     .await?;
     Ok(HttpResponse::Ok().json(ItemList {

@@ -409,7 +409,7 @@ fn run_checks(api: &str, tokens: &Tokens, seeded: &Seeded) -> Vec<Check> {
         format!("{status}"),
     );
 
-    let (status, body) = get(&format!("/api/v1/me/access-log"), Some(&tokens.resident));
+    let (status, body) = get("/api/v1/me/access-log", Some(&tokens.resident));
     let commission_seen = body["items"]
         .as_array()
         .is_some_and(|items| items.iter().any(|e| e["role"] == "commission"));

@@ -1,0 +1,310 @@
+//! The HTTP API of one node: operations endpoints, validation answers, the
+//! facility registry, EHR and document reads, and graceful shutdown.
+
+use rhip_tests::{both_backends, person, rhip, Backend, NodeDir};
+use serde_json::{json, Value};
+
+fn operations_endpoints_answer(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let server = node.start();
+    let health = server.get("/healthz", None).json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["region"], "330106");
+    assert_eq!(health["tier"], "county");
+    assert_eq!(
+        health["backend"],
+        if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+    assert_eq!(server.get("/readyz", None).status, 200);
+    let openapi = server.get("/api/openapi.json", None).json();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/persons",
+        "/api/v1/persons/{empi_id}",
+        "/api/v1/persons/{empi_id}/ehr",
+        "/api/v1/facilities",
+        "/api/v1/me/access-log",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    // Metrics count the requests just made, in the Prometheus text format.
+    let metrics = server.get("/metrics", None);
+    assert!(metrics.content_type.starts_with("text/plain"));
+    assert!(
+        metrics.text.contains("rhip_http_requests_total{"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains(r#"route="/healthz""#));
+    assert!(
+        metrics
+            .text
+            .contains(r#"rhip_records{table="persons",region="330106"} 0"#),
+        "{}",
+        metrics.text
+    );
+    // Unknown routes answer problem+json too.
+    let missing = server.get("/api/v1/nothing-here", None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.content_type, "application/problem+json");
+}
+
+fn bad_query_input_gets_422_naming_the_field(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let server = node.start();
+    let token = node.token("commission", &[]);
+    for (query, field) in [
+        ("id_number=330106199901011234", "id_number"),
+        ("id_number=12345", "id_number"),
+        ("home_region=339999", "home_region"),
+        ("birth_date=1980-13-01", "birth_date"),
+        ("identifier=no-separator", "identifier"),
+        ("limit=0", "limit"),
+        ("after=xyz", "after"),
+    ] {
+        let answer = server.get(&format!("/api/v1/persons?{query}"), Some(&token));
+        assert_eq!(answer.status, 422, "{query}: {}", answer.text);
+        assert_eq!(answer.content_type, "application/problem+json");
+        let body = answer.json();
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+        assert!(!body["errors"][0]["message"].as_str().unwrap().is_empty());
+    }
+    let unknown = server.get("/api/v1/persons?colour=blue", Some(&token));
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.text.contains("colour"), "{}", unknown.text);
+    let not_uuid = server.get("/api/v1/persons/not-an-id", Some(&token));
+    assert_eq!(not_uuid.status, 422);
+    assert_eq!(not_uuid.json()["errors"][0]["field"], "empi_id");
+    let absent = server.get(
+        &format!("/api/v1/persons/{}", uuid::Uuid::now_v7()),
+        Some(&token),
+    );
+    assert_eq!(absent.status, 404);
+}
+
+fn facility_registry_over_http(backend: Backend) {
+    let Some(node) = NodeDir::init("330100", backend) else {
+        return;
+    };
+    let server = node.start();
+    let admin = node.token("node_admin", &[]);
+    let county = node.token("commission", &["--region", "330106"]);
+    let city = node.token("commission", &[]);
+
+    let created = server.post(
+        "/api/v1/facilities",
+        Some(&admin),
+        &json!({"code": "H330106009", "name": "测试医院", "region": "330106"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json()["kind"], "hospital");
+    let clinic =
+        json!({"code": "C330108001", "name": "测试诊所", "region": "330108", "kind": "clinic"});
+    assert_eq!(
+        server
+            .post("/api/v1/facilities", Some(&admin), &clinic)
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .post("/api/v1/facilities", Some(&admin), &clinic)
+            .status,
+        409
+    );
+    // Only node administrators register.
+    assert_eq!(
+        server
+            .post(
+                "/api/v1/facilities",
+                Some(&city),
+                &json!({"code": "X1", "name": "x"})
+            )
+            .status,
+        403
+    );
+    // Bad fields are named; nothing is stored.
+    let outside = server.post(
+        "/api/v1/facilities",
+        Some(&admin),
+        &json!({"code": "G1", "name": "远方", "region": "440106"}),
+    );
+    assert_eq!(outside.status, 422);
+    assert_eq!(outside.json()["errors"][0]["field"], "region");
+    let several = server
+        .post(
+            "/api/v1/facilities",
+            Some(&admin),
+            &json!({"code": "", "name": "", "kind": "castle"}),
+        )
+        .json();
+    let fields: Vec<&str> = several["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["code", "name", "kind"]);
+    let unknown_field = server.post(
+        "/api/v1/facilities",
+        Some(&admin),
+        &json!({"code": "Z1", "name": "z", "colour": "red"}),
+    );
+    assert_eq!(unknown_field.status, 422);
+
+    // A city commission sees both, a county commission its own county's.
+    let codes = |token: &str| -> Vec<String> {
+        server
+            .get("/api/v1/facilities", Some(token))
+            .items()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(codes(&city), ["C330108001", "H330106009"]);
+    assert_eq!(codes(&county), ["H330106009"]);
+}
+
+fn demo_records_are_served(backend: Backend) {
+    let Some(db) = rhip_tests::TestDb::new(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["demo", "--once", "--dir", dir.path().to_str().unwrap()];
+    if let Some(url) = &db.url {
+        args.extend(["--db", url]);
+    }
+    assert!(rhip(&args).status.success());
+    // Serve the demo's folder as a plain node and read the seeded records.
+    let mut doc: toml::Table = std::fs::read_to_string(dir.path().join("node.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    doc["api"]
+        .as_table_mut()
+        .unwrap()
+        .insert("listen".into(), "127.0.0.1:0".into());
+    std::fs::write(dir.path().join("node.toml"), toml::to_string(&doc).unwrap()).unwrap();
+    let node = rhip_tests::NodeDir {
+        config: dir.path().join("node.toml"),
+        region: "330106".into(),
+        dir,
+        db,
+    };
+    let server = node.start();
+    let commission = node.token("commission", &[]);
+    let persons = server
+        .get("/api/v1/persons?limit=500", Some(&commission))
+        .items();
+    assert_eq!(persons.len(), 7, "the demo's Xihu residents");
+    let with_document = persons
+        .iter()
+        .map(|p| p["empi_id"].as_str().unwrap().to_string())
+        .find(|id| {
+            !server
+                .get(
+                    &format!("/api/v1/persons/{id}/documents"),
+                    Some(&commission),
+                )
+                .items()
+                .is_empty()
+        })
+        .expect("one demo person has a document");
+    let documents = server
+        .get(
+            &format!("/api/v1/persons/{with_document}/documents"),
+            Some(&commission),
+        )
+        .items();
+    assert_eq!(documents[0]["type"], "C0002");
+    assert_eq!(documents[0]["sha256"].as_str().unwrap().len(), 64);
+    let ehr = server
+        .get(
+            &format!("/api/v1/persons/{with_document}/ehr"),
+            Some(&commission),
+        )
+        .items();
+    assert_eq!(ehr.len(), 2);
+    let times: Vec<&str> = ehr
+        .iter()
+        .map(|e| e["occurred_at"].as_str().unwrap())
+        .collect();
+    assert!(times[0] > times[1], "newest first: {times:?}");
+    assert!(ehr
+        .iter()
+        .any(|e| e["kind"] == "document" && e["document_id"] == documents[0]["id"]));
+    assert_eq!(ehr[0]["source_region"], "330106");
+}
+
+fn sigterm_stops_the_node_cleanly(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let server = node.start();
+    let token = node.token("commission", &[]);
+    node.import(&[person("测试丁", "330106", (1970, 1, 1), 71)]);
+    assert_eq!(server.get("/api/v1/persons", Some(&token)).items().len(), 1);
+    let status = server.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    // The data survives a restart.
+    let again = node.start();
+    assert_eq!(again.get("/api/v1/persons", Some(&token)).items().len(), 1);
+}
+
+fn persons_page_with_after(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let people: Vec<Value> = (0..5)
+        .map(|i| {
+            person(
+                &format!("翻页{i}"),
+                "330106",
+                (1960 + i, 2, 3),
+                200 + i as u16,
+            )
+        })
+        .collect();
+    let ids = node.import(&people);
+    let server = node.start();
+    let token = node.token("commission", &[]);
+    let first = server.get("/api/v1/persons?limit=3", Some(&token)).json();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let next = first["next"].as_str().unwrap();
+    let second = server
+        .get(
+            &format!("/api/v1/persons?limit=3&after={next}"),
+            Some(&token),
+        )
+        .json();
+    assert_eq!(second["items"].as_array().unwrap().len(), 2);
+    assert!(second["next"].is_null());
+    let mut seen: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|p| p["empi_id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    let mut expected = ids;
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+both_backends! {
+    operations_endpoints_answer => super::operations_endpoints_answer;
+    bad_query_input_gets_422_naming_the_field => super::bad_query_input_gets_422_naming_the_field;
+    facility_registry_over_http => super::facility_registry_over_http;
+    demo_records_are_served => super::demo_records_are_served;
+    sigterm_stops_the_node_cleanly => super::sigterm_stops_the_node_cleanly;
+    persons_page_with_after => super::persons_page_with_after;
+}

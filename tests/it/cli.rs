@@ -1,0 +1,270 @@
+//! The command line: `init`, `serve` refusing bad configs, `token`,
+//! `facility`, `person import`, `migrate` and the demo.
+
+use rhip_tests::{assert_fails, both_backends, rhip, rhip_ok, Backend, NodeDir};
+use serde_json::Value;
+
+#[test]
+fn init_prints_the_contract_summary_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let summary: Value = serde_json::from_str(&rhip_ok(&[
+        "init", "--region", "440106", "--dir", path, "--json",
+    ]))
+    .unwrap();
+    assert_eq!(summary["region"], "440106");
+    assert_eq!(summary["tier"], "county");
+    assert!(summary["api"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert!(summary["mllp"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(std::path::Path::new(summary["config"].as_str().unwrap()).exists());
+    assert_fails(
+        &rhip(&["init", "--region", "440106", "--dir", path]),
+        2,
+        "already exists",
+    );
+}
+
+#[test]
+fn init_refuses_an_invalid_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    assert_fails(
+        &rhip(&["init", "--region", "339999", "--dir", path]),
+        2,
+        "339999",
+    );
+    assert_fails(
+        &rhip(&["init", "--region", "33010", "--dir", path]),
+        2,
+        "6 digits",
+    );
+}
+
+#[test]
+fn serve_stops_on_an_unknown_config_key_naming_it() {
+    let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(
+        &node.config,
+        text.replace("[api]", "[api]\nlisten_port = 8080"),
+    )
+    .unwrap();
+    assert_fails(
+        &rhip(&["serve", "--config", node.config_arg()]),
+        2,
+        "unknown field `listen_port`",
+    );
+}
+
+#[test]
+fn serve_stops_on_an_invalid_region() {
+    let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(
+        &node.config,
+        text.replace("region = \"330106\"", "region = \"330199\""),
+    )
+    .unwrap();
+    assert_fails(
+        &rhip(&["serve", "--config", node.config_arg()]),
+        2,
+        "330199 is not a current GB/T 2260",
+    );
+}
+
+#[test]
+fn serve_stops_on_an_unreachable_database() {
+    let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    let url_line = text.lines().find(|l| l.starts_with("url =")).unwrap();
+    std::fs::write(
+        &node.config,
+        text.replace(url_line, "url = \"postgres://rhip@127.0.0.1:1/nowhere\""),
+    )
+    .unwrap();
+    assert_fails(
+        &rhip(&["serve", "--config", node.config_arg()]),
+        2,
+        "unreachable",
+    );
+}
+
+#[test]
+fn serve_stops_on_a_missing_config_file() {
+    assert_fails(
+        &rhip(&["serve", "--config", "/nonexistent/node.toml"]),
+        2,
+        "cannot read config",
+    );
+}
+
+fn migrate_is_idempotent(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let first = String::from_utf8(node.cli(&["migrate"], &[]).stdout).unwrap();
+    assert!(first.contains("applied"), "{first}");
+    let second = String::from_utf8(node.cli(&["migrate"], &[]).stdout).unwrap();
+    assert!(second.contains("already at the latest schema"), "{second}");
+}
+
+fn token_refuses_what_it_cannot_vouch_for(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    assert_fails(&node.cli(&["token"], &["--role", "superuser"]), 2, "--role");
+    assert_fails(
+        &node.cli(&["token"], &["--role", "clinician"]),
+        2,
+        "--facility is required",
+    );
+    assert_fails(
+        &node.cli(&["token"], &["--role", "clinician", "--facility", "NOPE01"]),
+        2,
+        "not registered",
+    );
+    assert_fails(
+        &node.cli(&["token"], &["--role", "commission", "--region", "330000"]),
+        2,
+        "outside this node's jurisdiction",
+    );
+    assert_fails(
+        &node.cli(
+            &["token"],
+            &["--role", "resident", "--person", "not-a-uuid"],
+        ),
+        2,
+        "not an EMPI id",
+    );
+    assert_fails(
+        &node.cli(&["token"], &["--role", "commission", "--ttl", "1000d"]),
+        2,
+        "max_token_ttl",
+    );
+    node.add_facility("H001", "330106");
+    let token = node.token("clinician", &["--facility", "H001"]);
+    assert_eq!(token.split('.').count(), 3);
+}
+
+fn facility_registry_from_the_command_line(backend: Backend) {
+    let Some(node) = NodeDir::init("330100", backend) else {
+        return;
+    };
+    node.add_facility("H330106001", "330106");
+    node.add_facility("H330108001", "330108");
+    assert_fails(
+        &node.cli(
+            &["facility", "add"],
+            &["--code", "H330106001", "--name", "again"],
+        ),
+        2,
+        "already registered",
+    );
+    assert_fails(
+        &node.cli(
+            &["facility", "add"],
+            &["--code", "G1", "--name", "far", "--region", "440106"],
+        ),
+        2,
+        "outside this node's jurisdiction",
+    );
+    assert_fails(
+        &node.cli(
+            &["facility", "add"],
+            &["--code", "bad code!", "--name", "x"],
+        ),
+        2,
+        "code",
+    );
+    assert_fails(
+        &node.cli(
+            &["facility", "add"],
+            &["--code", "K1", "--name", "x", "--kind", "spaceport"],
+        ),
+        2,
+        "kind",
+    );
+    let list: Value =
+        serde_json::from_slice(&node.cli(&["facility", "list"], &["--json"]).stdout).unwrap();
+    let codes: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["H330106001", "H330108001"]);
+}
+
+fn person_import_is_all_or_nothing(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else {
+        return;
+    };
+    let good = rhip_tests::person("测试甲", "330106", (1980, 5, 6), 11);
+    let mut bad = rhip_tests::person("测试乙", "330106", (1981, 5, 6), 12);
+    let valid = bad["id_number"].as_str().unwrap().to_string();
+    let wrong_check = if valid.ends_with('0') { '1' } else { '0' };
+    bad["id_number"] = Value::from(format!("{}{wrong_check}", &valid[..17]));
+    let file = node.dir.path().join("bad.jsonl");
+    std::fs::write(&file, format!("{good}\n{bad}\n")).unwrap();
+    let output = node.cli(&["person", "import"], &["--file", file.to_str().unwrap()]);
+    assert_fails(&output, 2, "line 2: id_number");
+    // Nothing of the file was written: the good line imports fine on its own.
+    let ids = node.import(std::slice::from_ref(&good));
+    assert_eq!(ids.len(), 1);
+    // The same citizen ID again is a conflict, and the whole file is refused.
+    let file = node.dir.path().join("dup.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{good}\n",
+            rhip_tests::person("测试丙", "330106", (1990, 1, 1), 21)
+        ),
+    )
+    .unwrap();
+    assert_fails(
+        &node.cli(&["person", "import"], &["--file", file.to_str().unwrap()]),
+        2,
+        "nothing imported",
+    );
+}
+
+fn demo_once_passes_its_checks(backend: Backend) {
+    let Some(db) = rhip_tests::TestDb::new(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["demo", "--once", "--dir", dir.path().to_str().unwrap()];
+    if let Some(url) = &db.url {
+        args.extend(["--db", url]);
+    }
+    let output = rhip(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("9/9 checks passed"), "{stdout}");
+    assert!(
+        stdout.contains("curl -H 'Authorization: Bearer "),
+        "{stdout}"
+    );
+    // A second run on the same folder reuses the node and its data.
+    let again = rhip(&args);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+both_backends! {
+    migrate_is_idempotent => super::migrate_is_idempotent;
+    token_refuses_what_it_cannot_vouch_for => super::token_refuses_what_it_cannot_vouch_for;
+    facility_registry_from_the_command_line => super::facility_registry_from_the_command_line;
+    person_import_is_all_or_nothing => super::person_import_is_all_or_nothing;
+    demo_once_passes_its_checks => super::demo_once_passes_its_checks;
+}

@@ -1,0 +1,271 @@
+//! The storage layer on both backends: migrations up, down and up again,
+//! identical schemas, database-enforced uniqueness under concurrency, the
+//! change log written with each change, an append-only audit log, and a
+//! database that refuses to serve a second node.
+
+use diesel::{Connection, RunQueryDsl};
+use rhip_core::{CitizenId, Identifier, PersonDemographics, RegionCode, Sex};
+use rhip_store::{NewPerson, Store, StoreError, StoreOptions};
+use rhip_tests::{both_backends, Backend, TestDb};
+
+struct Opened {
+    store: Store,
+    url: String,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+fn open(backend: Backend, region: &str) -> Option<Opened> {
+    let db = TestDb::new(backend)?;
+    let dir = tempfile::tempdir().unwrap();
+    let url = db
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("rhip.db").display()));
+    let store = Store::open(
+        &url,
+        RegionCode::parse(region).unwrap(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    store.migrate().unwrap();
+    store.write(|tx| tx.bind_node_region()).unwrap();
+    Some(Opened {
+        store,
+        url,
+        _db: db,
+        _dir: dir,
+    })
+}
+
+fn new_person(name: &str, sequence: u16) -> NewPerson {
+    let region = RegionCode::parse("330106").unwrap();
+    let birth = chrono::NaiveDate::from_ymd_opt(1985, 6, 15).unwrap();
+    let id = CitizenId::generate(region, birth, sequence);
+    NewPerson {
+        demographics: PersonDemographics {
+            name: name.into(),
+            sex: id.sex(),
+            birth_date: Some(birth),
+            id_number: Some(id),
+            ethnicity: None,
+            marital_status: None,
+            phone: None,
+            address_region: Some(region),
+            address_line: None,
+            identifiers: vec![Identifier {
+                system: "H1".into(),
+                value: format!("MRN{sequence}"),
+                type_code: Some("MR".into()),
+            }],
+        },
+        home_region: region,
+        non_resident: false,
+    }
+}
+
+fn migrations_go_down_and_up_again(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let store = &opened.store;
+    store
+        .write(|tx| tx.insert_person(&new_person("迁移测试", 1)))
+        .unwrap();
+    let reverted = store.revert_all_migrations().unwrap();
+    assert!(!reverted.is_empty());
+    let applied = store.migrate().unwrap();
+    assert_eq!(applied.len(), reverted.len());
+    assert_eq!(store.read(|tx| tx.counts()).unwrap().persons, 0);
+    store.write(|tx| tx.bind_node_region()).unwrap();
+}
+
+fn citizen_id_uniqueness_holds_under_concurrency(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = opened.store.clone();
+            std::thread::spawn(move || {
+                store.write(|tx| tx.insert_person(&new_person("并发测试", 7)))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
+        .count();
+    assert_eq!((created, conflicts), (1, 7), "{results:?}");
+    let counts = opened.store.read(|tx| tx.counts()).unwrap();
+    assert_eq!(counts.persons, 1);
+    // The winner's change is in the outbox; the losers left nothing behind.
+    assert_eq!(counts.changes, 1);
+    let changes = opened.store.read(|tx| tx.changes_after(0, 10)).unwrap();
+    assert_eq!(changes[0].entity, "person");
+    assert_eq!(changes[0].home_region.as_deref(), Some("330106"));
+    assert_eq!(changes[0].origin_region, "330106");
+}
+
+fn an_identifier_belongs_to_one_person(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    opened
+        .store
+        .write(|tx| tx.insert_person(&new_person("甲", 1)))
+        .unwrap();
+    let mut other = new_person("乙", 2);
+    other.demographics.identifiers[0].value = "MRN1".into();
+    let refused = opened
+        .store
+        .write(|tx| tx.insert_person(&other))
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Conflict(m) if m.contains("H1|MRN1")),
+        "{refused}"
+    );
+    // The refused person was rolled back with its identifier.
+    assert_eq!(opened.store.read(|tx| tx.counts()).unwrap().persons, 1);
+}
+
+fn the_audit_log_is_append_only(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    opened
+        .store
+        .write(|tx| {
+            tx.append_audit(&rhip_store::NewAuditEntry {
+                actor: "tester".into(),
+                action: "read".into(),
+                resource_type: "person".into(),
+                outcome: "success".into(),
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let tamper = |sql: &str| -> Result<usize, diesel::result::Error> {
+        if backend == Backend::Postgres {
+            let mut conn = diesel::PgConnection::establish(&opened.url).unwrap();
+            diesel::sql_query(sql).execute(&mut conn)
+        } else {
+            let path = opened.url.trim_start_matches("sqlite://");
+            let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+            diesel::sql_query(sql).execute(&mut conn)
+        }
+    };
+    for sql in [
+        "UPDATE audit_log SET outcome = 'forged'",
+        "DELETE FROM audit_log",
+    ] {
+        let error = tamper(sql).unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{sql}: {error}");
+    }
+    assert_eq!(
+        opened.store.read(|tx| tx.counts()).unwrap().audit_entries,
+        1
+    );
+}
+
+fn a_database_serves_one_node(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let other = Store::open(
+        &opened.url,
+        RegionCode::parse("330108").unwrap(),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let refused = other.write(|tx| tx.bind_node_region()).unwrap_err();
+    assert!(matches!(refused, StoreError::WrongNode { .. }), "{refused}");
+}
+
+fn search_filters_apply_in_sql(backend: Backend) {
+    let Some(opened) = open(backend, "330000") else {
+        return;
+    };
+    let store = &opened.store;
+    let mut binjiang = new_person("滨江", 3);
+    binjiang.home_region = RegionCode::parse("330108").unwrap();
+    store
+        .write(|tx| tx.insert_person(&new_person("西湖", 1)))
+        .unwrap();
+    store.write(|tx| tx.insert_person(&binjiang)).unwrap();
+    let query = |scope: rhip_store::Scope, q: rhip_store::PersonQuery| {
+        store
+            .read(|tx| tx.find_persons(&scope, &rhip_store::PersonQuery { limit: 100, ..q }))
+            .unwrap()
+    };
+    let region = |code: &str| rhip_store::Scope::Region(RegionCode::parse(code).unwrap());
+    assert_eq!(query(region("330000"), Default::default()).len(), 2);
+    assert_eq!(query(region("330108"), Default::default())[0].name, "滨江");
+    assert_eq!(query(region("440000"), Default::default()).len(), 0);
+    let by_name = query(
+        region("330000"),
+        rhip_store::PersonQuery {
+            name: Some("西湖".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_name.len(), 1);
+    assert_eq!(by_name[0].identifiers[0].value, "MRN1");
+    let expected_sex = CitizenId::generate(
+        RegionCode::parse("330106").unwrap(),
+        chrono::NaiveDate::from_ymd_opt(1985, 6, 15).unwrap(),
+        1,
+    )
+    .sex();
+    assert_eq!(by_name[0].sex, expected_sex.code());
+    assert_ne!(expected_sex, Sex::Unknown);
+}
+
+/// The two migration histories must build the same tables and columns.
+#[test]
+fn sqlite_and_postgres_schemas_match() {
+    let Some(pg) = open(Backend::Postgres, "330106") else {
+        return;
+    };
+    let sqlite = open(Backend::Sqlite, "330106").unwrap();
+    #[derive(diesel::QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        nullable: bool,
+    }
+    let mut pg_conn = diesel::PgConnection::establish(&pg.url).unwrap();
+    let mut pg_columns: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text AS table_name, column_name::text AS column_name, (is_nullable = 'YES') AS nullable
+         FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'",
+    )
+    .load(&mut pg_conn)
+    .unwrap();
+    let mut sqlite_conn =
+        diesel::SqliteConnection::establish(sqlite.url.trim_start_matches("sqlite://")).unwrap();
+    let mut sqlite_columns: Vec<Column> = diesel::sql_query(
+        "SELECT m.name AS table_name, p.name AS column_name, (p.\"notnull\" = 0 AND p.pk = 0) AS nullable
+         FROM sqlite_master m JOIN pragma_table_info(m.name) p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'",
+    )
+    .load(&mut sqlite_conn)
+    .unwrap();
+    pg_columns.sort();
+    sqlite_columns.sort();
+    assert!(pg_columns.len() > 100, "{}", pg_columns.len());
+    assert_eq!(pg_columns, sqlite_columns);
+}
+
+both_backends! {
+    migrations_go_down_and_up_again => super::migrations_go_down_and_up_again;
+    citizen_id_uniqueness_holds_under_concurrency => super::citizen_id_uniqueness_holds_under_concurrency;
+    an_identifier_belongs_to_one_person => super::an_identifier_belongs_to_one_person;
+    the_audit_log_is_append_only => super::the_audit_log_is_append_only;
+    a_database_serves_one_node => super::a_database_serves_one_node;
+    search_filters_apply_in_sql => super::search_filters_apply_in_sql;
+}
