@@ -269,3 +269,51 @@ both_backends! {
     a_database_serves_one_node => super::a_database_serves_one_node;
     search_filters_apply_in_sql => super::search_filters_apply_in_sql;
 }
+
+/// Every foreign key has an index starting with its column, so joins and
+/// cascades do not scan (checked on SQLite; the schemas are equal).
+#[test]
+fn every_foreign_key_is_indexed() {
+    let opened = open(Backend::Sqlite, "330106").unwrap();
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Unindexed {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+    }
+    let mut conn =
+        diesel::SqliteConnection::establish(opened.url.trim_start_matches("sqlite://")).unwrap();
+    let unindexed: Vec<Unindexed> = diesel::sql_query(
+        "SELECT m.name AS table_name, f.\"from\" AS column_name
+         FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f
+         WHERE m.type = 'table' AND NOT EXISTS (
+             SELECT 1 FROM pragma_index_list(m.name) i JOIN pragma_index_info(i.name) c
+             WHERE c.seqno = 0 AND c.name = f.\"from\")",
+    )
+    .load(&mut conn)
+    .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let foreign_keys: Vec<Count> = diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert!(
+        foreign_keys[0].n >= 15,
+        "the check sees the foreign keys: {}",
+        foreign_keys[0].n
+    );
+    assert!(
+        unindexed.is_empty(),
+        "{:?}",
+        unindexed
+            .iter()
+            .map(|u| format!("{}.{}", u.table_name, u.column_name))
+            .collect::<Vec<_>>()
+    );
+}
