@@ -8,71 +8,38 @@ use serde_json::Value;
 fn init_prints_the_contract_summary_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
-    let summary: Value = serde_json::from_str(&rhip_ok(&[
-        "init", "--region", "440106", "--dir", path, "--json",
-    ]))
-    .unwrap();
+    let summary: Value =
+        serde_json::from_str(&rhip_ok(&["init", "--region", "440106", "--dir", path, "--json"])).unwrap();
     assert_eq!(summary["region"], "440106");
     assert_eq!(summary["tier"], "county");
-    assert!(summary["api"]
-        .as_str()
-        .unwrap()
-        .starts_with("http://127.0.0.1:"));
+    assert!(summary["api"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     assert!(summary["mllp"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(std::path::Path::new(summary["config"].as_str().unwrap()).exists());
-    assert_fails(
-        &rhip(&["init", "--region", "440106", "--dir", path]),
-        2,
-        "already exists",
-    );
+    assert_fails(&rhip(&["init", "--region", "440106", "--dir", path]), 2, "already exists");
 }
 
 #[test]
 fn init_refuses_an_invalid_region() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
-    assert_fails(
-        &rhip(&["init", "--region", "339999", "--dir", path]),
-        2,
-        "339999",
-    );
-    assert_fails(
-        &rhip(&["init", "--region", "33010", "--dir", path]),
-        2,
-        "6 digits",
-    );
+    assert_fails(&rhip(&["init", "--region", "339999", "--dir", path]), 2, "339999");
+    assert_fails(&rhip(&["init", "--region", "33010", "--dir", path]), 2, "6 digits");
 }
 
 #[test]
 fn serve_stops_on_an_unknown_config_key_naming_it() {
     let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
     let text = std::fs::read_to_string(&node.config).unwrap();
-    std::fs::write(
-        &node.config,
-        text.replace("[api]", "[api]\nlisten_port = 8080"),
-    )
-    .unwrap();
-    assert_fails(
-        &rhip(&["serve", "--config", node.config_arg()]),
-        2,
-        "unknown field `listen_port`",
-    );
+    std::fs::write(&node.config, text.replace("[api]", "[api]\nlisten_port = 8080")).unwrap();
+    assert_fails(&rhip(&["serve", "--config", node.config_arg()]), 2, "unknown field `listen_port`");
 }
 
 #[test]
 fn serve_stops_on_an_invalid_region() {
     let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
     let text = std::fs::read_to_string(&node.config).unwrap();
-    std::fs::write(
-        &node.config,
-        text.replace("region = \"330106\"", "region = \"330199\""),
-    )
-    .unwrap();
-    assert_fails(
-        &rhip(&["serve", "--config", node.config_arg()]),
-        2,
-        "330199 is not a current GB/T 2260",
-    );
+    std::fs::write(&node.config, text.replace("region = \"330106\"", "region = \"330199\"")).unwrap();
+    assert_fails(&rhip(&["serve", "--config", node.config_arg()]), 2, "330199 is not a current GB/T 2260");
 }
 
 #[test]
@@ -80,25 +47,13 @@ fn serve_stops_on_an_unreachable_database() {
     let node = NodeDir::init("330106", Backend::Sqlite).unwrap();
     let text = std::fs::read_to_string(&node.config).unwrap();
     let url_line = text.lines().find(|l| l.starts_with("url =")).unwrap();
-    std::fs::write(
-        &node.config,
-        text.replace(url_line, "url = \"postgres://rhip@127.0.0.1:1/nowhere\""),
-    )
-    .unwrap();
-    assert_fails(
-        &rhip(&["serve", "--config", node.config_arg()]),
-        2,
-        "unreachable",
-    );
+    std::fs::write(&node.config, text.replace(url_line, "url = \"postgres://rhip@127.0.0.1:1/nowhere\"")).unwrap();
+    assert_fails(&rhip(&["serve", "--config", node.config_arg()]), 2, "unreachable");
 }
 
 #[test]
 fn serve_stops_on_a_missing_config_file() {
-    assert_fails(
-        &rhip(&["serve", "--config", "/nonexistent/node.toml"]),
-        2,
-        "cannot read config",
-    );
+    assert_fails(&rhip(&["serve", "--config", "/nonexistent/node.toml"]), 2, "cannot read config");
 }
 
 fn migrate_is_idempotent(backend: Backend) {
@@ -116,34 +71,15 @@ fn token_refuses_what_it_cannot_vouch_for(backend: Backend) {
         return;
     };
     assert_fails(&node.cli(&["token"], &["--role", "superuser"]), 2, "--role");
-    assert_fails(
-        &node.cli(&["token"], &["--role", "clinician"]),
-        2,
-        "--facility is required",
-    );
-    assert_fails(
-        &node.cli(&["token"], &["--role", "clinician", "--facility", "NOPE01"]),
-        2,
-        "not registered",
-    );
+    assert_fails(&node.cli(&["token"], &["--role", "clinician"]), 2, "--facility is required");
+    assert_fails(&node.cli(&["token"], &["--role", "clinician", "--facility", "NOPE01"]), 2, "not registered");
     assert_fails(
         &node.cli(&["token"], &["--role", "commission", "--region", "330000"]),
         2,
         "outside this node's jurisdiction",
     );
-    assert_fails(
-        &node.cli(
-            &["token"],
-            &["--role", "resident", "--person", "not-a-uuid"],
-        ),
-        2,
-        "not an EMPI id",
-    );
-    assert_fails(
-        &node.cli(&["token"], &["--role", "commission", "--ttl", "1000d"]),
-        2,
-        "max_token_ttl",
-    );
+    assert_fails(&node.cli(&["token"], &["--role", "resident", "--person", "not-a-uuid"]), 2, "not an EMPI id");
+    assert_fails(&node.cli(&["token"], &["--role", "commission", "--ttl", "1000d"]), 2, "max_token_ttl");
     node.add_facility("H001", "330106");
     let token = node.token("clinician", &["--facility", "H001"]);
     assert_eq!(token.split('.').count(), 3);
@@ -156,45 +92,19 @@ fn facility_registry_from_the_command_line(backend: Backend) {
     node.add_facility("H330106001", "330106");
     node.add_facility("H330108001", "330108");
     assert_fails(
-        &node.cli(
-            &["facility", "add"],
-            &["--code", "H330106001", "--name", "again"],
-        ),
+        &node.cli(&["facility", "add"], &["--code", "H330106001", "--name", "again"]),
         2,
         "already registered",
     );
     assert_fails(
-        &node.cli(
-            &["facility", "add"],
-            &["--code", "G1", "--name", "far", "--region", "440106"],
-        ),
+        &node.cli(&["facility", "add"], &["--code", "G1", "--name", "far", "--region", "440106"]),
         2,
         "outside this node's jurisdiction",
     );
-    assert_fails(
-        &node.cli(
-            &["facility", "add"],
-            &["--code", "bad code!", "--name", "x"],
-        ),
-        2,
-        "code",
-    );
-    assert_fails(
-        &node.cli(
-            &["facility", "add"],
-            &["--code", "K1", "--name", "x", "--kind", "spaceport"],
-        ),
-        2,
-        "kind",
-    );
-    let list: Value =
-        serde_json::from_slice(&node.cli(&["facility", "list"], &["--json"]).stdout).unwrap();
-    let codes: Vec<&str> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    assert_fails(&node.cli(&["facility", "add"], &["--code", "bad code!", "--name", "x"]), 2, "code");
+    assert_fails(&node.cli(&["facility", "add"], &["--code", "K1", "--name", "x", "--kind", "spaceport"]), 2, "kind");
+    let list: Value = serde_json::from_slice(&node.cli(&["facility", "list"], &["--json"]).stdout).unwrap();
+    let codes: Vec<&str> = list["items"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["H330106001", "H330108001"]);
 }
 
@@ -216,19 +126,8 @@ fn person_import_is_all_or_nothing(backend: Backend) {
     assert_eq!(ids.len(), 1);
     // The same citizen ID again is a conflict, and the whole file is refused.
     let file = node.dir.path().join("dup.jsonl");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n{good}\n",
-            rhip_tests::person("测试丙", "330106", (1990, 1, 1), 21)
-        ),
-    )
-    .unwrap();
-    assert_fails(
-        &node.cli(&["person", "import"], &["--file", file.to_str().unwrap()]),
-        2,
-        "nothing imported",
-    );
+    std::fs::write(&file, format!("{}\n{good}\n", rhip_tests::person("测试丙", "330106", (1990, 1, 1), 21))).unwrap();
+    assert_fails(&node.cli(&["person", "import"], &["--file", file.to_str().unwrap()]), 2, "nothing imported");
 }
 
 fn demo_once_passes_its_checks(backend: Backend) {
@@ -242,23 +141,12 @@ fn demo_once_passes_its_checks(backend: Backend) {
     }
     let output = rhip(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("9/9 checks passed"), "{stdout}");
-    assert!(
-        stdout.contains("curl -H 'Authorization: Bearer "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("curl -H 'Authorization: Bearer "), "{stdout}");
     // A second run on the same folder reuses the node and its data.
     let again = rhip(&args);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stdout)
-    );
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
 }
 
 both_backends! {

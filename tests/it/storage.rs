@@ -18,24 +18,11 @@ struct Opened {
 fn open(backend: Backend, region: &str) -> Option<Opened> {
     let db = TestDb::new(backend)?;
     let dir = tempfile::tempdir().unwrap();
-    let url = db
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("rhip.db").display()));
-    let store = Store::open(
-        &url,
-        RegionCode::parse(region).unwrap(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let url = db.url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("rhip.db").display()));
+    let store = Store::open(&url, RegionCode::parse(region).unwrap(), &StoreOptions::default()).unwrap();
     store.migrate().unwrap();
     store.write(|tx| tx.bind_node_region()).unwrap();
-    Some(Opened {
-        store,
-        url,
-        _db: db,
-        _dir: dir,
-    })
+    Some(Opened { store, url, _db: db, _dir: dir })
 }
 
 fn new_person(name: &str, sequence: u16) -> NewPerson {
@@ -69,9 +56,7 @@ fn migrations_go_down_and_up_again(backend: Backend) {
         return;
     };
     let store = &opened.store;
-    store
-        .write(|tx| tx.insert_person(&new_person("迁移测试", 1)))
-        .unwrap();
+    store.write(|tx| tx.insert_person(&new_person("迁移测试", 1))).unwrap();
     let reverted = store.revert_all_migrations().unwrap();
     assert!(!reverted.is_empty());
     let applied = store.migrate().unwrap();
@@ -87,17 +72,12 @@ fn citizen_id_uniqueness_holds_under_concurrency(backend: Backend) {
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let store = opened.store.clone();
-            std::thread::spawn(move || {
-                store.write(|tx| tx.insert_person(&new_person("并发测试", 7)))
-            })
+            std::thread::spawn(move || store.write(|tx| tx.insert_person(&new_person("并发测试", 7))))
         })
         .collect();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let created = results.iter().filter(|r| r.is_ok()).count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
-        .count();
+    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict(_)))).count();
     assert_eq!((created, conflicts), (1, 7), "{results:?}");
     let counts = opened.store.read(|tx| tx.counts()).unwrap();
     assert_eq!(counts.persons, 1);
@@ -113,20 +93,11 @@ fn an_identifier_belongs_to_one_person(backend: Backend) {
     let Some(opened) = open(backend, "330106") else {
         return;
     };
-    opened
-        .store
-        .write(|tx| tx.insert_person(&new_person("甲", 1)))
-        .unwrap();
+    opened.store.write(|tx| tx.insert_person(&new_person("甲", 1))).unwrap();
     let mut other = new_person("乙", 2);
     other.demographics.identifiers[0].value = "MRN1".into();
-    let refused = opened
-        .store
-        .write(|tx| tx.insert_person(&other))
-        .unwrap_err();
-    assert!(
-        matches!(&refused, StoreError::Conflict(m) if m.contains("H1|MRN1")),
-        "{refused}"
-    );
+    let refused = opened.store.write(|tx| tx.insert_person(&other)).unwrap_err();
+    assert!(matches!(&refused, StoreError::Conflict(m) if m.contains("H1|MRN1")), "{refused}");
     // The refused person was rolled back with its identifier.
     assert_eq!(opened.store.read(|tx| tx.counts()).unwrap().persons, 1);
 }
@@ -157,29 +128,18 @@ fn the_audit_log_is_append_only(backend: Backend) {
             diesel::sql_query(sql).execute(&mut conn)
         }
     };
-    for sql in [
-        "UPDATE audit_log SET outcome = 'forged'",
-        "DELETE FROM audit_log",
-    ] {
+    for sql in ["UPDATE audit_log SET outcome = 'forged'", "DELETE FROM audit_log"] {
         let error = tamper(sql).unwrap_err().to_string();
         assert!(error.contains("append-only"), "{sql}: {error}");
     }
-    assert_eq!(
-        opened.store.read(|tx| tx.counts()).unwrap().audit_entries,
-        1
-    );
+    assert_eq!(opened.store.read(|tx| tx.counts()).unwrap().audit_entries, 1);
 }
 
 fn a_database_serves_one_node(backend: Backend) {
     let Some(opened) = open(backend, "330106") else {
         return;
     };
-    let other = Store::open(
-        &opened.url,
-        RegionCode::parse("330108").unwrap(),
-        &StoreOptions::default(),
-    )
-    .unwrap();
+    let other = Store::open(&opened.url, RegionCode::parse("330108").unwrap(), &StoreOptions::default()).unwrap();
     let refused = other.write(|tx| tx.bind_node_region()).unwrap_err();
     assert!(matches!(refused, StoreError::WrongNode { .. }), "{refused}");
 }
@@ -191,26 +151,16 @@ fn search_filters_apply_in_sql(backend: Backend) {
     let store = &opened.store;
     let mut binjiang = new_person("滨江", 3);
     binjiang.home_region = RegionCode::parse("330108").unwrap();
-    store
-        .write(|tx| tx.insert_person(&new_person("西湖", 1)))
-        .unwrap();
+    store.write(|tx| tx.insert_person(&new_person("西湖", 1))).unwrap();
     store.write(|tx| tx.insert_person(&binjiang)).unwrap();
     let query = |scope: rhip_store::Scope, q: rhip_store::PersonQuery| {
-        store
-            .read(|tx| tx.find_persons(&scope, &rhip_store::PersonQuery { limit: 100, ..q }))
-            .unwrap()
+        store.read(|tx| tx.find_persons(&scope, &rhip_store::PersonQuery { limit: 100, ..q })).unwrap()
     };
     let region = |code: &str| rhip_store::Scope::Region(RegionCode::parse(code).unwrap());
     assert_eq!(query(region("330000"), Default::default()).len(), 2);
     assert_eq!(query(region("330108"), Default::default())[0].name, "滨江");
     assert_eq!(query(region("440000"), Default::default()).len(), 0);
-    let by_name = query(
-        region("330000"),
-        rhip_store::PersonQuery {
-            name: Some("西湖".into()),
-            ..Default::default()
-        },
-    );
+    let by_name = query(region("330000"), rhip_store::PersonQuery { name: Some("西湖".into()), ..Default::default() });
     assert_eq!(by_name.len(), 1);
     assert_eq!(by_name[0].identifiers[0].value, "MRN1");
     let expected_sex = CitizenId::generate(
@@ -246,8 +196,7 @@ fn sqlite_and_postgres_schemas_match() {
     )
     .load(&mut pg_conn)
     .unwrap();
-    let mut sqlite_conn =
-        diesel::SqliteConnection::establish(sqlite.url.trim_start_matches("sqlite://")).unwrap();
+    let mut sqlite_conn = diesel::SqliteConnection::establish(sqlite.url.trim_start_matches("sqlite://")).unwrap();
     let mut sqlite_columns: Vec<Column> = diesel::sql_query(
         "SELECT m.name AS table_name, p.name AS column_name, (p.\"notnull\" = 0 AND p.pk = 0) AS nullable
          FROM sqlite_master m JOIN pragma_table_info(m.name) p
@@ -282,8 +231,7 @@ fn every_foreign_key_is_indexed() {
         #[diesel(sql_type = diesel::sql_types::Text)]
         column_name: String,
     }
-    let mut conn =
-        diesel::SqliteConnection::establish(opened.url.trim_start_matches("sqlite://")).unwrap();
+    let mut conn = diesel::SqliteConnection::establish(opened.url.trim_start_matches("sqlite://")).unwrap();
     let unindexed: Vec<Unindexed> = diesel::sql_query(
         "SELECT m.name AS table_name, f.\"from\" AS column_name
          FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f
@@ -303,17 +251,10 @@ fn every_foreign_key_is_indexed() {
     )
     .load(&mut conn)
     .unwrap();
-    assert!(
-        foreign_keys[0].n >= 15,
-        "the check sees the foreign keys: {}",
-        foreign_keys[0].n
-    );
+    assert!(foreign_keys[0].n >= 15, "the check sees the foreign keys: {}", foreign_keys[0].n);
     assert!(
         unindexed.is_empty(),
         "{:?}",
-        unindexed
-            .iter()
-            .map(|u| format!("{}.{}", u.table_name, u.column_name))
-            .collect::<Vec<_>>()
+        unindexed.iter().map(|u| format!("{}.{}", u.table_name, u.column_name)).collect::<Vec<_>>()
     );
 }

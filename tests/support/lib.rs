@@ -31,31 +31,19 @@ pub fn rhip_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("rhip");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p rhip) or set RHIP_BIN",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} not found: build it first (cargo build -p rhip) or set RHIP_BIN", bin.display());
     bin
 }
 
 /// Runs `rhip ARGS` to completion.
 pub fn rhip(args: &[&str]) -> Output {
-    Command::new(rhip_bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    Command::new(rhip_bin()).args(args).env("RUST_LOG", "warn").output().unwrap()
 }
 
 /// Runs `rhip ARGS`, asserting success, and returns stdout.
 pub fn rhip_ok(args: &[&str]) -> String {
     let output = rhip(args);
-    assert!(
-        output.status.success(),
-        "rhip {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "rhip {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -64,16 +52,11 @@ pub fn assert_fails(output: &Output, code: i32, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
     assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "error should be one line: {stderr}"
-    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "error should be one line: {stderr}");
 }
 
 fn admin_url() -> String {
-    std::env::var("RHIP_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("RHIP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A database of its own for one test; dropped with the value.
@@ -86,10 +69,7 @@ impl TestDb {
     /// A fresh database, or `None` when PostgreSQL is absent outside CI.
     pub fn new(backend: Backend) -> Option<TestDb> {
         if backend == Backend::Sqlite {
-            return Some(TestDb {
-                url: None,
-                name: None,
-            });
+            return Some(TestDb { url: None, name: None });
         }
         let admin = admin_url();
         let mut conn = match PgConnection::establish(&admin) {
@@ -103,28 +83,26 @@ impl TestDb {
             }
         };
         let name = format!("rhip_test_{}", uuid::Uuid::now_v7().simple());
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base)
-            .to_string();
-        Some(TestDb {
-            url: Some(format!("{base}/{name}")),
-            name: Some(name),
-        })
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_string();
+        Some(TestDb { url: Some(format!("{base}/{name}")), name: Some(name) })
+    }
+}
+
+impl TestDb {
+    /// Drops the PostgreSQL database now, cutting off its connections.
+    pub fn drop_database(&self) {
+        if let Some(name) = &self.name {
+            if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(name) = &self.name {
-            if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
-            }
-        }
+        self.drop_database();
     }
 }
 
@@ -153,17 +131,9 @@ impl NodeDir {
         api.insert("listen".into(), "127.0.0.1:0".into());
         api.insert("workers".into(), 1.into());
         api.insert("shutdown_timeout_secs".into(), 5.into());
-        doc["database"]
-            .as_table_mut()
-            .unwrap()
-            .insert("pool_size".into(), 4.into());
+        doc["database"].as_table_mut().unwrap().insert("pool_size".into(), 4.into());
         std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
-        Some(NodeDir {
-            dir,
-            config,
-            region: region.into(),
-            db,
-        })
+        Some(NodeDir { dir, config, region: region.into(), db })
     }
 
     pub fn config_arg(&self) -> &str {
@@ -181,74 +151,35 @@ impl NodeDir {
     /// Mints a token with `rhip token`.
     pub fn token(&self, role: &str, args: &[&str]) -> String {
         let output = self.cli(&["token"], &[&["--role", role], args].concat());
-        assert!(
-            output.status.success(),
-            "token: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "token: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 
     /// Registers a facility with `rhip facility add`.
     pub fn add_facility(&self, code: &str, region: &str) {
-        let output = self.cli(
-            &["facility", "add"],
-            &[
-                "--code",
-                code,
-                "--name",
-                &format!("测试医院 {code}"),
-                "--region",
-                region,
-            ],
-        );
-        assert!(
-            output.status.success(),
-            "facility add: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = self
+            .cli(&["facility", "add"], &["--code", code, "--name", &format!("测试医院 {code}"), "--region", region]);
+        assert!(output.status.success(), "facility add: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// Imports persons (JSON lines) and returns their EMPI ids in order.
     pub fn import(&self, persons: &[Value]) -> Vec<String> {
-        let file = self
-            .dir
-            .path()
-            .join(format!("persons-{}.jsonl", uuid::Uuid::now_v7().simple()));
+        let file = self.dir.path().join(format!("persons-{}.jsonl", uuid::Uuid::now_v7().simple()));
         let text: Vec<String> = persons.iter().map(|p| p.to_string()).collect();
         std::fs::write(&file, text.join("\n")).unwrap();
-        let output = self.cli(
-            &["person", "import"],
-            &["--file", file.to_str().unwrap(), "--json"],
-        );
-        assert!(
-            output.status.success(),
-            "import: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = self.cli(&["person", "import"], &["--file", file.to_str().unwrap(), "--json"]);
+        assert!(output.status.success(), "import: {}", String::from_utf8_lossy(&output.stderr));
         let body: Value = serde_json::from_slice(&output.stdout).unwrap();
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["empi_id"].as_str().unwrap().to_string())
-            .collect()
+        body["items"].as_array().unwrap().iter().map(|p| p["empi_id"].as_str().unwrap().to_string()).collect()
     }
 
     /// Starts `rhip serve` and waits for its ready line.
     pub fn start(&self) -> Node {
         let mut child = Command::new(rhip_bin())
             .args(["serve", "--config", self.config_arg()])
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -258,18 +189,12 @@ impl NodeDir {
                 let _ = sender.send(line);
             }
         });
-        let line = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("node {} did not report ready", self.region)
-            });
-        let api = line
-            .split("api ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-            .trim()
-            .to_string();
+        let line = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("node {} did not report ready", self.region)
+        });
+        let api =
+            line.split("api ").nth(1).unwrap_or_else(|| panic!("unexpected ready line {line:?}")).trim().to_string();
         Node { child, api }
     }
 }
@@ -290,10 +215,7 @@ impl Node {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node did not stop after SIGTERM"
-            );
+            assert!(std::time::Instant::now() < deadline, "node did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -338,10 +260,7 @@ impl Response {
 
     /// Items of a list answer.
     pub fn items(&self) -> Vec<Value> {
-        self.json()["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| panic!("no items: {}", self.text))
+        self.json()["items"].as_array().cloned().unwrap_or_else(|| panic!("no items: {}", self.text))
     }
 }
 
@@ -376,8 +295,7 @@ pub fn person(name: &str, region: &str, birth: (i32, u32, u32), sequence: u16) -
 
 /// The node's signing key (for tests that must craft tokens the CLI refuses to mint).
 pub fn node_key(dir: &Path) -> rhip_auth::NodeKey {
-    rhip_auth::NodeKey::from_pem(&std::fs::read_to_string(dir.join("keys/signing.pem")).unwrap())
-        .unwrap()
+    rhip_auth::NodeKey::from_pem(&std::fs::read_to_string(dir.join("keys/signing.pem")).unwrap()).unwrap()
 }
 
 /// Declares `name` as two tests, `sqlite::name` and `postgres::name`, calling `body(Backend)`.

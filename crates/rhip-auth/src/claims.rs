@@ -62,46 +62,28 @@ impl Claims {
     pub fn check_shape(&self) -> Result<(), ClaimsError> {
         let role = self.role;
         if let Some(region) = &self.region {
-            RegionCode::parse(region).map_err(|e| ClaimsError::Invalid {
-                claim: "region",
-                message: e.to_string(),
-            })?;
+            RegionCode::parse(region).map_err(|e| ClaimsError::Invalid { claim: "region", message: e.to_string() })?;
         }
         match role {
             Role::Commission | Role::Auditor | Role::NodeAdmin if self.region.is_none() => {
-                Err(ClaimsError::Missing {
-                    role,
-                    claim: "region",
-                })
+                Err(ClaimsError::Missing { role, claim: "region" })
             }
             Role::Clinician | Role::HospitalSystem if self.facility.is_none() => {
-                Err(ClaimsError::Missing {
-                    role,
-                    claim: "facility",
-                })
+                Err(ClaimsError::Missing { role, claim: "facility" })
             }
-            Role::Resident => {
-                match &self.person {
-                    None => Err(ClaimsError::Missing {
-                        role,
-                        claim: "person",
-                    }),
-                    Some(person) => uuid::Uuid::parse_str(person).map(|_| ()).map_err(|_| {
-                        ClaimsError::Invalid {
-                            claim: "person",
-                            message: format!("{person:?} is not an EMPI id (UUID)"),
-                        }
-                    }),
-                }
-            }
+            Role::Resident => match &self.person {
+                None => Err(ClaimsError::Missing { role, claim: "person" }),
+                Some(person) => uuid::Uuid::parse_str(person).map(|_| ()).map_err(|_| ClaimsError::Invalid {
+                    claim: "person",
+                    message: format!("{person:?} is not an EMPI id (UUID)"),
+                }),
+            },
             _ => Ok(()),
         }
     }
 
     /// The region of authority, parsed.
     pub fn region_code(&self) -> Option<RegionCode> {
-        self.region
-            .as_deref()
-            .and_then(|r| RegionCode::parse(r).ok())
+        self.region.as_deref().and_then(|r| RegionCode::parse(r).ok())
     }
 }

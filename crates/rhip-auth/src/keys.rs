@@ -64,14 +64,9 @@ impl NodeKey {
     /// Reads a key from its PEM text.
     pub fn from_pem(pem: &str) -> Result<NodeKey, KeyError> {
         let der = from_pem(pem).ok_or_else(|| KeyError::Format("no PRIVATE KEY block".into()))?;
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-            .map_err(|e| KeyError::Format(e.to_string()))?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| KeyError::Format(e.to_string()))?;
         let public = pair.public_key().as_ref().to_vec();
-        Ok(NodeKey {
-            encoding: EncodingKey::from_ed_der(&der),
-            key_id: key_id(&public),
-            public,
-        })
+        Ok(NodeKey { encoding: EncodingKey::from_ed_der(&der), key_id: key_id(&public), public })
     }
 
     /// Raw 32-byte public key.
@@ -86,13 +81,10 @@ impl NodeKey {
 
     /// Signs claims into a compact JWS.
     pub fn mint(&self, claims: &Claims) -> Result<String, TokenError> {
-        claims
-            .check_shape()
-            .map_err(|e| TokenError::Claims(e.to_string()))?;
+        claims.check_shape().map_err(|e| TokenError::Claims(e.to_string()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| TokenError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| TokenError::Sign(e.to_string()))
     }
 }
 
@@ -106,20 +98,12 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier trusting no key yet.
     pub fn new() -> Verifier {
-        Verifier {
-            keys: HashMap::new(),
-        }
+        Verifier { keys: HashMap::new() }
     }
 
     /// Trusts tokens signed with `public_key` by the node of `issuer_region`.
     pub fn trust(&mut self, public_key: &[u8], issuer_region: &str) {
-        self.keys.insert(
-            key_id(public_key),
-            (
-                DecodingKey::from_ed_der(public_key),
-                issuer_region.to_string(),
-            ),
-        );
+        self.keys.insert(key_id(public_key), (DecodingKey::from_ed_der(public_key), issuer_region.to_string()));
     }
 
     /// Checks signature, expiry, audience, issuer and claim shape.
@@ -142,15 +126,11 @@ impl Verifier {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
                 ErrorKind::InvalidAudience => TokenError::WrongParty("audience".into()),
                 ErrorKind::InvalidIssuer => TokenError::WrongParty("issuer".into()),
-                ErrorKind::Json(_) | ErrorKind::MissingRequiredClaim(_) => {
-                    TokenError::Claims(e.to_string())
-                }
+                ErrorKind::Json(_) | ErrorKind::MissingRequiredClaim(_) => TokenError::Claims(e.to_string()),
                 _ => TokenError::Malformed,
             }
         })?;
-        data.claims
-            .check_shape()
-            .map_err(|e| TokenError::Claims(e.to_string()))?;
+        data.claims.check_shape().map_err(|e| TokenError::Claims(e.to_string()))?;
         Ok(data.claims)
     }
 }
@@ -163,10 +143,7 @@ impl Default for Verifier {
 
 fn key_id(public: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, public);
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn to_pem(der: &[u8]) -> String {
@@ -183,11 +160,7 @@ fn to_pem(der: &[u8]) -> String {
 fn from_pem(pem: &str) -> Option<Vec<u8>> {
     let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
     let end = pem.find("-----END PRIVATE KEY-----")?;
-    let body: String = pem
-        .get(start..end)?
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let body: String = pem.get(start..end)?.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
@@ -235,12 +208,7 @@ mod tests {
         assert_eq!(verifier.verify(&expired), Err(TokenError::Expired));
         // Same kid, body altered: the signature no longer matches.
         let good = key.mint(&claims(Role::Commission, 600)).unwrap();
-        let forged_body = other
-            .mint(&Claims {
-                role: Role::Auditor,
-                ..claims(Role::Commission, 600)
-            })
-            .unwrap();
+        let forged_body = other.mint(&Claims { role: Role::Auditor, ..claims(Role::Commission, 600) }).unwrap();
         let parts: Vec<&str> = good.split('.').collect();
         let forged_parts: Vec<&str> = forged_body.split('.').collect();
         let spliced = format!("{}.{}.{}", parts[0], forged_parts[1], parts[2]);
@@ -251,10 +219,7 @@ mod tests {
     #[test]
     fn role_claims_are_required() {
         let (key, _) = NodeKey::generate().unwrap();
-        let resident = Claims {
-            region: None,
-            ..claims(Role::Resident, 600)
-        };
+        let resident = Claims { region: None, ..claims(Role::Resident, 600) };
         assert!(matches!(key.mint(&resident), Err(TokenError::Claims(_))));
         let clinician = claims(Role::Clinician, 600);
         assert!(matches!(key.mint(&clinician), Err(TokenError::Claims(_))));

@@ -33,10 +33,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
             matches!(role, Commission | Clinician | HospitalSystem | Resident)
         }
         ReadOwnRecord => matches!(role, Resident),
-        ReadFacilities => matches!(
-            role,
-            Commission | Auditor | NodeAdmin | HospitalSystem | Clinician
-        ),
+        ReadFacilities => matches!(role, Commission | Auditor | NodeAdmin | HospitalSystem | Clinician),
         WriteFacilities => matches!(role, NodeAdmin),
         ReadAudit => matches!(role, Auditor),
     }
@@ -49,11 +46,7 @@ mod tests {
     #[test]
     fn only_node_admins_register_facilities() {
         for role in Role::ALL {
-            assert_eq!(
-                permits(role, Permission::WriteFacilities),
-                role == Role::NodeAdmin,
-                "{role}"
-            );
+            assert_eq!(permits(role, Permission::WriteFacilities), role == Role::NodeAdmin, "{role}");
         }
     }
 

@@ -38,9 +38,7 @@ pub enum CitizenIdError {
     #[error("citizen ID check character (18th) must be a digit 0-9 or X")]
     BadCheckCharacter,
     /// The first six digits are not a GB/T 2260 code of any year since 1981.
-    #[error(
-        "citizen ID region prefix {0} is not a GB/T 2260 division code of any year since 1981"
-    )]
+    #[error("citizen ID region prefix {0} is not a GB/T 2260 division code of any year since 1981")]
     UnknownRegion(String),
     /// Characters 7–14 are not a real calendar date on or after 1880-01-01.
     #[error("citizen ID birth date {0} (characters 7-14, YYYYMMDD) is not a real date on or after 18800101")]
@@ -67,11 +65,7 @@ const EARLIEST_BIRTH: (i32, u32, u32) = (1880, 1, 1);
 
 /// The check character of 17 ASCII digits.
 fn check_char_of(digits: &[u8]) -> char {
-    let sum: u32 = digits
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-        .sum();
+    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(digit, weight)| u32::from(digit - b'0') * weight).sum();
     char::from(CHECK_TABLE[(sum % 11) as usize])
 }
 
@@ -97,9 +91,7 @@ impl CitizenId {
         // 18 characters; from here on, non-ASCII characters fail the digit checks.
         let chars: Vec<char> = trimmed.chars().collect();
         if let Some(index) = chars[..17].iter().position(|c| !c.is_ascii_digit()) {
-            return Err(CitizenIdError::NonDigit {
-                position: index + 1,
-            });
+            return Err(CitizenIdError::NonDigit { position: index + 1 });
         }
         let found = chars[17].to_ascii_uppercase();
         if !(found.is_ascii_digit() || found == 'X') {
@@ -158,9 +150,7 @@ impl CitizenId {
 
     /// The sequence number (characters 15–17), 0–999.
     pub fn sequence(&self) -> u16 {
-        self.0.as_bytes()[14..17]
-            .iter()
-            .fold(0, |n, digit| n * 10 + u16::from(digit - b'0'))
+        self.0.as_bytes()[14..17].iter().fold(0, |n, digit| n * 10 + u16::from(digit - b'0'))
     }
 
     /// The ISO 7064 MOD 11-2 check character for 17 digits, or `None` if `first17` is
@@ -231,10 +221,9 @@ pub enum Discrepancy {
 impl std::fmt::Display for Discrepancy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Discrepancy::BirthDate { id, submitted } => write!(
-                f,
-                "submitted birth date {submitted} differs from {id} encoded in the citizen ID"
-            ),
+            Discrepancy::BirthDate { id, submitted } => {
+                write!(f, "submitted birth date {submitted} differs from {id} encoded in the citizen ID")
+            }
             Discrepancy::Sex { id, submitted } => write!(
                 f,
                 "submitted sex {} ({}) differs from {} ({}) implied by the citizen ID",
@@ -251,26 +240,16 @@ impl std::fmt::Display for Discrepancy {
 ///
 /// A missing value, or a submitted sex of [`Sex::Unknown`] or [`Sex::NotStated`],
 /// never disagrees.
-pub fn check_against_id(
-    id: &CitizenId,
-    birth_date: Option<NaiveDate>,
-    sex: Option<Sex>,
-) -> Vec<Discrepancy> {
+pub fn check_against_id(id: &CitizenId, birth_date: Option<NaiveDate>, sex: Option<Sex>) -> Vec<Discrepancy> {
     let mut discrepancies = Vec::new();
     if let Some(submitted) = birth_date {
         if submitted != id.birth_date() {
-            discrepancies.push(Discrepancy::BirthDate {
-                id: id.birth_date(),
-                submitted,
-            });
+            discrepancies.push(Discrepancy::BirthDate { id: id.birth_date(), submitted });
         }
     }
     if let Some(submitted @ (Sex::Male | Sex::Female)) = sex {
         if submitted != id.sex() {
-            discrepancies.push(Discrepancy::Sex {
-                id: id.sex(),
-                submitted,
-            });
+            discrepancies.push(Discrepancy::Sex { id: id.sex(), submitted });
         }
     }
     discrepancies
@@ -328,10 +307,7 @@ mod tests {
         let xihu = id(&format!("{first17}{check}"));
         assert_eq!(xihu.sex(), Sex::Male);
         assert_eq!(xihu.sequence(), 123);
-        assert_eq!(
-            CitizenId::generate(xihu.region_prefix(), date(1990, 3, 7), 123),
-            xihu
-        );
+        assert_eq!(CitizenId::generate(xihu.region_prefix(), date(1990, 3, 7), 123), xihu);
         // A retired prefix: 330103 下城区 (abolished 2021) is still a valid ID prefix.
         let old = CitizenId::generate(
             match RegionCode::parse_historical("330103") {
@@ -356,57 +332,20 @@ mod tests {
     #[test]
     fn each_error_is_reported() {
         let parse = |s: &str| CitizenId::parse_as_of(s, today());
-        assert_eq!(
-            parse("11010519491231002"),
-            Err(CitizenIdError::Length { found: 17 })
-        );
-        assert_eq!(
-            parse("1101051949123100２X"),
-            Err(CitizenIdError::NonDigit { position: 17 })
-        );
-        assert_eq!(
-            parse("1101A519491231002X"),
-            Err(CitizenIdError::NonDigit { position: 5 })
-        );
-        assert_eq!(
-            parse("11010519491231002Y"),
-            Err(CitizenIdError::BadCheckCharacter)
-        );
-        assert_eq!(
-            parse("99010519491231002X"),
-            Err(CitizenIdError::UnknownRegion("990105".into()))
-        );
-        assert_eq!(
-            parse("11010519490231002X"),
-            Err(CitizenIdError::InvalidBirthDate("19490231".into()))
-        );
-        assert_eq!(
-            parse("11010518791231002X"),
-            Err(CitizenIdError::InvalidBirthDate("18791231".into()))
-        );
+        assert_eq!(parse("11010519491231002"), Err(CitizenIdError::Length { found: 17 }));
+        assert_eq!(parse("1101051949123100２X"), Err(CitizenIdError::NonDigit { position: 17 }));
+        assert_eq!(parse("1101A519491231002X"), Err(CitizenIdError::NonDigit { position: 5 }));
+        assert_eq!(parse("11010519491231002Y"), Err(CitizenIdError::BadCheckCharacter));
+        assert_eq!(parse("99010519491231002X"), Err(CitizenIdError::UnknownRegion("990105".into())));
+        assert_eq!(parse("11010519490231002X"), Err(CitizenIdError::InvalidBirthDate("19490231".into())));
+        assert_eq!(parse("11010518791231002X"), Err(CitizenIdError::InvalidBirthDate("18791231".into())));
         let future = CitizenId::generate(RegionCode::NATIONAL, date(2025, 11, 23), 1);
         let future = format!("110105{}", &future.as_str()[6..17]);
-        let future = format!(
-            "{future}{}",
-            CitizenId::check_character(&future).unwrap_or('0')
-        );
+        let future = format!("{future}{}", CitizenId::check_character(&future).unwrap_or('0'));
+        assert_eq!(parse(&future), Err(CitizenIdError::FutureBirthDate("20251123".into())));
+        assert_eq!(parse("110105194912310021"), Err(CitizenIdError::Checksum { expected: 'X', found: '1' }));
         assert_eq!(
-            parse(&future),
-            Err(CitizenIdError::FutureBirthDate("20251123".into()))
-        );
-        assert_eq!(
-            parse("110105194912310021"),
-            Err(CitizenIdError::Checksum {
-                expected: 'X',
-                found: '1'
-            })
-        );
-        assert_eq!(
-            CitizenIdError::Checksum {
-                expected: 'X',
-                found: '3'
-            }
-            .to_string(),
+            CitizenIdError::Checksum { expected: 'X', found: '3' }.to_string(),
             "citizen ID check character is 3 but the number computes to X (ISO 7064 MOD 11-2)"
         );
     }
@@ -414,11 +353,9 @@ mod tests {
     #[test]
     fn serde_goes_through_parse() {
         use serde::de::{value::Error, IntoDeserializer};
-        let ok: Result<CitizenId, Error> =
-            serde::Deserialize::deserialize(SAMPLE.into_deserializer());
+        let ok: Result<CitizenId, Error> = serde::Deserialize::deserialize(SAMPLE.into_deserializer());
         assert_eq!(ok, Ok(id(SAMPLE)));
-        let bad: Result<CitizenId, Error> =
-            serde::Deserialize::deserialize("110105194912310021".into_deserializer());
+        let bad: Result<CitizenId, Error> = serde::Deserialize::deserialize("110105194912310021".into_deserializer());
         assert!(bad.is_err());
     }
 
@@ -433,37 +370,22 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                Discrepancy::BirthDate {
-                    id: date(1949, 12, 31),
-                    submitted: date(1950, 1, 1)
-                },
-                Discrepancy::Sex {
-                    id: Sex::Female,
-                    submitted: Sex::Male
-                },
+                Discrepancy::BirthDate { id: date(1949, 12, 31), submitted: date(1950, 1, 1) },
+                Discrepancy::Sex { id: Sex::Female, submitted: Sex::Male },
             ]
         );
         assert_eq!(
             found[0].to_string(),
             "submitted birth date 1950-01-01 differs from 1949-12-31 encoded in the citizen ID"
         );
-        assert_eq!(
-            found[1].to_string(),
-            "submitted sex 1 (male) differs from 2 (female) implied by the citizen ID"
-        );
+        assert_eq!(found[1].to_string(), "submitted sex 1 (male) differs from 2 (female) implied by the citizen ID");
     }
 
     fn any_valid_id() -> impl Strategy<Value = (RegionCode, NaiveDate, u16)> {
         let first = date(1900, 1, 1);
         let span = (date(2019, 12, 31) - first).num_days();
-        (
-            proptest::sample::select(RegionCode::all_historical()),
-            0..=span,
-            0u16..=999,
-        )
-            .prop_map(move |(region, offset, sequence)| {
-                (region, first + chrono::Duration::days(offset), sequence)
-            })
+        (proptest::sample::select(RegionCode::all_historical()), 0..=span, 0u16..=999)
+            .prop_map(move |(region, offset, sequence)| (region, first + chrono::Duration::days(offset), sequence))
     }
 
     proptest! {

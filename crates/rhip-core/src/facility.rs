@@ -46,15 +46,10 @@ impl FacilityCode {
         if length > FACILITY_CODE_MAX_CHARS {
             return Err(FacilityCodeError::TooLong { length });
         }
-        if let Some((index, character)) = code
-            .chars()
-            .enumerate()
-            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        if let Some((index, character)) =
+            code.chars().enumerate().find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
         {
-            return Err(FacilityCodeError::InvalidCharacter {
-                character,
-                position: index + 1,
-            });
+            return Err(FacilityCodeError::InvalidCharacter { character, position: index + 1 });
         }
         Ok(FacilityCode(code.to_owned()))
     }
@@ -125,32 +120,17 @@ mod tests {
 
     #[test]
     fn facility_codes() {
-        assert_eq!(
-            FacilityCode::parse(" 330106-H.01_a ").map(|c| c.to_string()),
-            Ok("330106-H.01_a".to_owned())
-        );
+        assert_eq!(FacilityCode::parse(" 330106-H.01_a ").map(|c| c.to_string()), Ok("330106-H.01_a".to_owned()));
         assert_eq!(FacilityCode::parse(""), Err(FacilityCodeError::Empty));
-        assert_eq!(
-            FacilityCode::parse(&"A".repeat(64)).map(|c| c.as_str().len()),
-            Ok(64)
-        );
-        assert_eq!(
-            FacilityCode::parse(&"A".repeat(65)),
-            Err(FacilityCodeError::TooLong { length: 65 })
-        );
+        assert_eq!(FacilityCode::parse(&"A".repeat(64)).map(|c| c.as_str().len()), Ok(64));
+        assert_eq!(FacilityCode::parse(&"A".repeat(65)), Err(FacilityCodeError::TooLong { length: 65 }));
         assert_eq!(
             FacilityCode::parse("浙一医院"),
-            Err(FacilityCodeError::InvalidCharacter {
-                character: '浙',
-                position: 1
-            })
+            Err(FacilityCodeError::InvalidCharacter { character: '浙', position: 1 })
         );
         assert_eq!(
             FacilityCode::parse("A B"),
-            Err(FacilityCodeError::InvalidCharacter {
-                character: ' ',
-                position: 2
-            })
+            Err(FacilityCodeError::InvalidCharacter { character: ' ', position: 2 })
         );
         assert_eq!(
             FacilityCode::parse("a/b").err().map(|e| e.to_string()).as_deref(),
@@ -164,19 +144,11 @@ mod tests {
             assert_eq!(FacilityKind::parse(kind.as_str()), Ok(kind));
             assert!(!kind.name_zh().is_empty());
         }
-        assert_eq!(
-            FacilityKind::MaternalChildHealthCentre.as_str(),
-            "maternal_child_health_centre"
-        );
+        assert_eq!(FacilityKind::MaternalChildHealthCentre.as_str(), "maternal_child_health_centre");
         for status in FacilityStatus::ALL {
             assert_eq!(FacilityStatus::parse(status.as_str()), Ok(status));
         }
-        let error = FacilityKind::parse("pharmacy")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(error.starts_with(
-            "\"pharmacy\" is not a valid facility kind; expected one of: hospital, clinic,"
-        ));
+        let error = FacilityKind::parse("pharmacy").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.starts_with("\"pharmacy\" is not a valid facility kind; expected one of: hospital, clinic,"));
     }
 }

@@ -29,9 +29,7 @@ pub struct HlcTimestamp {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum HlcError {
     /// The text is not an encoded timestamp.
-    #[error(
-        "HLC timestamp must be 15 digits, '.', 6 digits (e.g. 001700000000000.000000), got {0:?}"
-    )]
+    #[error("HLC timestamp must be 15 digits, '.', 6 digits (e.g. 001700000000000.000000), got {0:?}")]
     Format(String),
     /// A peer's timestamp is further ahead of our clock than allowed: its clock (or ours)
     /// is wrong, and accepting it would drag every later timestamp into the future.
@@ -50,10 +48,7 @@ pub enum HlcError {
 
 impl HlcTimestamp {
     /// The earliest timestamp, before anything happened.
-    pub const ZERO: HlcTimestamp = HlcTimestamp {
-        wall_ms: 0,
-        logical: 0,
-    };
+    pub const ZERO: HlcTimestamp = HlcTimestamp { wall_ms: 0, logical: 0 };
 
     /// Builds a timestamp.
     pub fn new(wall_ms: u64, logical: u32) -> HlcTimestamp {
@@ -69,16 +64,11 @@ impl HlcTimestamp {
     pub fn decode(s: &str) -> Result<HlcTimestamp, HlcError> {
         let error = || HlcError::Format(s.to_owned());
         let (wall, logical) = s.split_once('.').ok_or_else(error)?;
-        let digits = |part: &str, length: usize| {
-            part.len() == length && part.bytes().all(|b| b.is_ascii_digit())
-        };
+        let digits = |part: &str, length: usize| part.len() == length && part.bytes().all(|b| b.is_ascii_digit());
         if !digits(wall, 15) || !digits(logical, 6) {
             return Err(error());
         }
-        Ok(HlcTimestamp {
-            wall_ms: wall.parse().map_err(|_| error())?,
-            logical: logical.parse().map_err(|_| error())?,
-        })
+        Ok(HlcTimestamp { wall_ms: wall.parse().map_err(|_| error())?, logical: logical.parse().map_err(|_| error())? })
     }
 
     /// The timestamp that follows `self` at the same wall time, or at the next
@@ -128,10 +118,7 @@ pub struct HybridClock {
 impl HybridClock {
     /// A clock that refuses remote timestamps more than `max_drift_ms` ahead of local time.
     pub fn new(max_drift_ms: u64) -> HybridClock {
-        HybridClock {
-            last: Mutex::new(HlcTimestamp::ZERO),
-            max_drift_ms,
-        }
+        HybridClock { last: Mutex::new(HlcTimestamp::ZERO), max_drift_ms }
     }
 
     /// The configured drift limit in milliseconds.
@@ -155,11 +142,7 @@ impl HybridClock {
     pub fn tick(&self, physical_ms: u64) -> HlcTimestamp {
         let mut last = self.lock();
         let physical_ms = physical_ms.min(HLC_MAX_WALL_MS);
-        let next = if physical_ms > last.wall_ms {
-            HlcTimestamp::new(physical_ms, 0)
-        } else {
-            last.successor()
-        };
+        let next = if physical_ms > last.wall_ms { HlcTimestamp::new(physical_ms, 0) } else { last.successor() };
         *last = next;
         next
     }
@@ -170,11 +153,7 @@ impl HybridClock {
     ///
     /// Refuses (and leaves the clock unchanged) when `remote` is more than the allowed
     /// drift ahead of `physical_ms`.
-    pub fn observe(
-        &self,
-        remote: HlcTimestamp,
-        physical_ms: u64,
-    ) -> Result<HlcTimestamp, HlcError> {
+    pub fn observe(&self, remote: HlcTimestamp, physical_ms: u64) -> Result<HlcTimestamp, HlcError> {
         if remote.wall_ms > physical_ms.saturating_add(self.max_drift_ms) {
             return Err(HlcError::ClockDrift {
                 remote_ms: remote.wall_ms,
@@ -201,9 +180,7 @@ impl HybridClock {
 
     /// Locks the state; a poisoned lock still holds a consistent `Copy` value.
     fn lock(&self) -> std::sync::MutexGuard<'_, HlcTimestamp> {
-        self.last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -211,9 +188,7 @@ impl HybridClock {
 fn physical_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -250,11 +225,7 @@ mod tests {
         let clock = HybridClock::new(1_000);
         assert_eq!(clock.tick(100), HlcTimestamp::new(100, 0));
         assert_eq!(clock.tick(100), HlcTimestamp::new(100, 1));
-        assert_eq!(
-            clock.tick(90),
-            HlcTimestamp::new(100, 2),
-            "physical clock went back"
-        );
+        assert_eq!(clock.tick(90), HlcTimestamp::new(100, 2), "physical clock went back");
         assert_eq!(clock.tick(101), HlcTimestamp::new(101, 0));
         assert_eq!(clock.last(), HlcTimestamp::new(101, 0));
     }
@@ -264,25 +235,13 @@ mod tests {
         let clock = HybridClock::new(1_000);
         clock.tick(100);
         // Remote ahead (within drift): adopt its wall time, counter + 1.
-        assert_eq!(
-            clock.observe(HlcTimestamp::new(500, 3), 200),
-            Ok(HlcTimestamp::new(500, 4))
-        );
+        assert_eq!(clock.observe(HlcTimestamp::new(500, 3), 200), Ok(HlcTimestamp::new(500, 4)));
         // Same wall time on both sides: max counter + 1.
-        assert_eq!(
-            clock.observe(HlcTimestamp::new(500, 9), 200),
-            Ok(HlcTimestamp::new(500, 10))
-        );
+        assert_eq!(clock.observe(HlcTimestamp::new(500, 9), 200), Ok(HlcTimestamp::new(500, 10)));
         // Remote behind: our own counter + 1.
-        assert_eq!(
-            clock.observe(HlcTimestamp::new(300, 50), 200),
-            Ok(HlcTimestamp::new(500, 11))
-        );
+        assert_eq!(clock.observe(HlcTimestamp::new(300, 50), 200), Ok(HlcTimestamp::new(500, 11)));
         // Physical time ahead of both: reset the counter.
-        assert_eq!(
-            clock.observe(HlcTimestamp::new(300, 50), 900),
-            Ok(HlcTimestamp::new(900, 0))
-        );
+        assert_eq!(clock.observe(HlcTimestamp::new(300, 50), 900), Ok(HlcTimestamp::new(900, 0)));
     }
 
     #[test]
@@ -292,12 +251,7 @@ mod tests {
         let error = clock.observe(HlcTimestamp::new(1_101, 0), 100);
         assert_eq!(
             error,
-            Err(HlcError::ClockDrift {
-                remote_ms: 1_101,
-                physical_ms: 100,
-                ahead_ms: 1_001,
-                max_drift_ms: 1_000
-            })
+            Err(HlcError::ClockDrift { remote_ms: 1_101, physical_ms: 100, ahead_ms: 1_001, max_drift_ms: 1_000 })
         );
         assert_eq!(clock.last(), HlcTimestamp::new(100, 0));
         assert!(clock.observe(HlcTimestamp::new(1_100, 0), 100).is_ok());
@@ -306,10 +260,7 @@ mod tests {
     #[test]
     fn a_full_counter_moves_to_the_next_millisecond() {
         let clock = HybridClock::new(0);
-        assert_eq!(
-            clock.observe(HlcTimestamp::new(100, HLC_MAX_LOGICAL), 100),
-            Ok(HlcTimestamp::new(101, 0))
-        );
+        assert_eq!(clock.observe(HlcTimestamp::new(100, HLC_MAX_LOGICAL), 100), Ok(HlcTimestamp::new(101, 0)));
         assert_eq!(clock.tick(100), HlcTimestamp::new(101, 1));
     }
 

@@ -23,9 +23,7 @@ mod role;
 mod value_domain;
 
 pub use citizen_id::{check_against_id, CitizenId, CitizenIdError, Discrepancy};
-pub use facility::{
-    FacilityCode, FacilityCodeError, FacilityKind, FacilityStatus, FACILITY_CODE_MAX_CHARS,
-};
+pub use facility::{FacilityCode, FacilityCodeError, FacilityKind, FacilityStatus, FACILITY_CODE_MAX_CHARS};
 pub use hlc::{HlcError, HlcTimestamp, HybridClock, HLC_MAX_LOGICAL, HLC_MAX_WALL_MS};
 pub use names::UnknownNameError;
 pub use person::{
@@ -33,13 +31,12 @@ pub use person::{
     IDENTIFIER_PART_MAX_CHARS, NAME_MAX_CHARS,
 };
 pub use record::{
-    emr_document_type, emr_document_type_by_template, emr_document_types, health_oid, health_oids,
-    DocumentType, EhrEntryKind, EncounterType, HealthOid, OID_CITIZEN_ID,
-    OID_DOCUMENT_TYPE_CODE_SYSTEM,
+    emr_document_type, emr_document_type_by_template, emr_document_types, health_oid, health_oids, DocumentType,
+    EhrEntryKind, EncounterType, HealthOid, OID_CITIZEN_ID, OID_DOCUMENT_TYPE_CODE_SYSTEM,
 };
 pub use region::{RegionCode, RegionError, Tier};
 pub use role::{Role, RoleError};
 pub use value_domain::{
-    value_domain, value_domains, DomainEntry, Ethnicity, FamilyRelationship, IdentityDocumentType,
-    MaritalStatus, Sex, ValueDomain, ValueDomainError,
+    value_domain, value_domains, DomainEntry, Ethnicity, FamilyRelationship, IdentityDocumentType, MaritalStatus, Sex,
+    ValueDomain, ValueDomainError,
 };

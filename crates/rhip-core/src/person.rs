@@ -73,11 +73,7 @@ pub enum IdentifierError {
 fn check_part(part: &'static str, text: &str) -> Result<(), IdentifierError> {
     let length = text.chars().count();
     if length == 0 {
-        return Err(if part == "system" {
-            IdentifierError::EmptySystem
-        } else {
-            IdentifierError::EmptyValue
-        });
+        return Err(if part == "system" { IdentifierError::EmptySystem } else { IdentifierError::EmptyValue });
     }
     if length > IDENTIFIER_PART_MAX_CHARS {
         return Err(IdentifierError::TooLong { part, length });
@@ -95,11 +91,7 @@ impl Identifier {
         value: impl Into<String>,
         type_code: Option<String>,
     ) -> Result<Identifier, IdentifierError> {
-        let identifier = Identifier {
-            system: system.into(),
-            value: value.into(),
-            type_code,
-        };
+        let identifier = Identifier { system: system.into(), value: value.into(), type_code };
         identifier.validate()?;
         Ok(identifier)
     }
@@ -109,9 +101,7 @@ impl Identifier {
     /// Splits at the first `|`, trims both parts, and requires each to be non-empty, at
     /// most 128 characters and free of control characters. The value may contain `|`.
     pub fn parse_token(s: &str) -> Result<Identifier, IdentifierError> {
-        let (system, value) = s
-            .split_once('|')
-            .ok_or_else(|| IdentifierError::MissingSeparator(s.to_owned()))?;
+        let (system, value) = s.split_once('|').ok_or_else(|| IdentifierError::MissingSeparator(s.to_owned()))?;
         Identifier::new(system.trim(), value.trim(), None)
     }
 
@@ -168,10 +158,7 @@ pub struct FieldError {
 impl FieldError {
     /// Builds a field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -208,10 +195,7 @@ impl PersonDemographics {
                 format!("name must be at most {NAME_MAX_CHARS} characters, got {name_length}"),
             ));
         } else if name.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                "name",
-                "name must not contain control characters",
-            ));
+            errors.push(FieldError::new("name", "name must not contain control characters"));
         }
 
         if let Some(birth_date) = self.birth_date {
@@ -235,28 +219,16 @@ impl PersonDemographics {
 
         if let Some(phone) = &self.phone {
             let length = phone.chars().count();
-            if !phone
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
-            {
-                errors.push(FieldError::new(
-                    "phone",
-                    format!("phone {phone:?} may contain only digits, + and -"),
-                ));
+            if !phone.chars().all(|c| c.is_ascii_digit() || c == '+' || c == '-') {
+                errors.push(FieldError::new("phone", format!("phone {phone:?} may contain only digits, + and -")));
             } else if !(5..=20).contains(&length) {
-                errors.push(FieldError::new(
-                    "phone",
-                    format!("phone must be 5 to 20 characters, got {length}"),
-                ));
+                errors.push(FieldError::new("phone", format!("phone must be 5 to 20 characters, got {length}")));
             }
         }
 
         for (index, identifier) in self.identifiers.iter().enumerate() {
             if let Err(error) = identifier.validate() {
-                errors.push(FieldError::new(
-                    format!("identifiers[{index}]"),
-                    error.to_string(),
-                ));
+                errors.push(FieldError::new(format!("identifiers[{index}]"), error.to_string()));
             }
         }
 
@@ -283,10 +255,7 @@ pub fn home_region_for(
     if let Some(address) = address_region.filter(|code| current_county(code)) {
         return *address;
     }
-    if let Some(prefix) = id_number
-        .map(CitizenId::region_prefix)
-        .filter(current_county)
-    {
+    if let Some(prefix) = id_number.map(CitizenId::region_prefix).filter(current_county) {
         return prefix;
     }
     *receiving_node
@@ -297,9 +266,7 @@ mod tests {
     use super::*;
 
     fn region(s: &str) -> RegionCode {
-        RegionCode::parse_historical(s)
-            .or_else(|_| RegionCode::parse(s))
-            .unwrap_or_else(|e| panic!("{e}"))
+        RegionCode::parse_historical(s).or_else(|_| RegionCode::parse(s)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -336,42 +303,17 @@ mod tests {
     #[test]
     fn identifier_tokens() {
         let parsed = Identifier::parse_token(" 330106001 | MR|0001 ");
-        assert_eq!(
-            parsed,
-            Ok(Identifier {
-                system: "330106001".into(),
-                value: "MR|0001".into(),
-                type_code: None
-            })
-        );
-        assert_eq!(
-            parsed.map(|i| i.token()).as_deref(),
-            Ok("330106001|MR|0001")
-        );
-        assert_eq!(
-            Identifier::parse_token("MR0001"),
-            Err(IdentifierError::MissingSeparator("MR0001".into()))
-        );
-        assert_eq!(
-            Identifier::parse_token("|x"),
-            Err(IdentifierError::EmptySystem)
-        );
-        assert_eq!(
-            Identifier::parse_token("a| "),
-            Err(IdentifierError::EmptyValue)
-        );
+        assert_eq!(parsed, Ok(Identifier { system: "330106001".into(), value: "MR|0001".into(), type_code: None }));
+        assert_eq!(parsed.map(|i| i.token()).as_deref(), Ok("330106001|MR|0001"));
+        assert_eq!(Identifier::parse_token("MR0001"), Err(IdentifierError::MissingSeparator("MR0001".into())));
+        assert_eq!(Identifier::parse_token("|x"), Err(IdentifierError::EmptySystem));
+        assert_eq!(Identifier::parse_token("a| "), Err(IdentifierError::EmptyValue));
         assert_eq!(
             Identifier::parse_token(&format!("a|{}", "9".repeat(129))),
-            Err(IdentifierError::TooLong {
-                part: "value",
-                length: 129
-            })
+            Err(IdentifierError::TooLong { part: "value", length: 129 })
         );
         assert!(Identifier::parse_token(&format!("a|{}", "号".repeat(128))).is_ok());
-        assert_eq!(
-            Identifier::parse_token("a\u{0}b|x"),
-            Err(IdentifierError::ControlCharacter { part: "system" })
-        );
+        assert_eq!(Identifier::parse_token("a\u{0}b|x"), Err(IdentifierError::ControlCharacter { part: "system" }));
         assert!(Identifier::new("a|b", "x", None).is_err());
     }
 
@@ -387,17 +329,10 @@ mod tests {
         bad.birth_date = Some(date(1950, 1, 1));
         bad.sex = Sex::Male;
         bad.phone = Some("138 0013 8000".into());
-        bad.identifiers.push(Identifier {
-            system: String::new(),
-            value: "x".into(),
-            type_code: None,
-        });
+        bad.identifiers.push(Identifier { system: String::new(), value: "x".into(), type_code: None });
         let errors = bad.validate().err().unwrap_or_default();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["name", "birth_date", "sex", "phone", "identifiers[1]"]
-        );
+        assert_eq!(fields, ["name", "birth_date", "sex", "phone", "identifiers[1]"]);
         assert_eq!(
             errors[4].to_string(),
             "identifiers[1]: identifier system (assigning authority, before the |) must not be empty"
@@ -411,10 +346,7 @@ mod tests {
         bad.name = "名".repeat(101);
         bad.birth_date = Some(date(2030, 1, 1));
         bad.phone = Some("1234".into());
-        let errors = bad
-            .validate_as_of(date(2025, 1, 1))
-            .err()
-            .unwrap_or_default();
+        let errors = bad.validate_as_of(date(2025, 1, 1)).err().unwrap_or_default();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "birth_date", "phone"]);
         bad.name = "名".repeat(100);
@@ -439,10 +371,7 @@ mod tests {
         // 1. The address county wins.
         assert_eq!(home_region_for(Some(&xihu), Some(&id), &node), xihu);
         // 2. An address that is not a county falls through to the ID prefix.
-        assert_eq!(
-            home_region_for(Some(&region("330100")), Some(&id), &node),
-            region("110105")
-        );
+        assert_eq!(home_region_for(Some(&region("330100")), Some(&id), &node), region("110105"));
         assert_eq!(home_region_for(None, Some(&id), &node), region("110105"));
         // 3. A retired ID prefix falls through to the receiving node.
         assert_eq!(home_region_for(None, Some(&retired), &node), node);

@@ -125,9 +125,7 @@ pub struct DocumentType {
 impl DocumentType {
     /// The LOINC codes of the sections, without their names (`"10154-3"`).
     pub fn section_loinc_codes(&self) -> impl Iterator<Item = &str> {
-        self.section_codes
-            .iter()
-            .filter_map(|section| section.split_whitespace().next())
+        self.section_codes.iter().filter_map(|section| section.split_whitespace().next())
     }
 }
 
@@ -152,18 +150,14 @@ static DOCUMENT_TYPES: LazyLock<Vec<DocumentType>> = LazyLock::new(|| {
 /// The WS/T 500 document type with this code (`"C0001"`…`"C0053"`, case-insensitive).
 pub fn emr_document_type(code: &str) -> Option<&'static DocumentType> {
     let code = code.trim();
-    DOCUMENT_TYPES
-        .iter()
-        .find(|doc| doc.code.eq_ignore_ascii_case(code))
+    DOCUMENT_TYPES.iter().find(|doc| doc.code.eq_ignore_ascii_case(code))
 }
 
 /// The WS/T 500 document type whose CDA `templateId` root is `template_id`; CDA headers
 /// often identify the type only this way.
 pub fn emr_document_type_by_template(template_id: &str) -> Option<&'static DocumentType> {
     let template_id = template_id.trim();
-    DOCUMENT_TYPES
-        .iter()
-        .find(|doc| doc.template_id == template_id)
+    DOCUMENT_TYPES.iter().find(|doc| doc.template_id == template_id)
 }
 
 /// All 53 WS/T 500 document types, in code order.
@@ -220,10 +214,7 @@ mod tests {
             assert_eq!(EhrEntryKind::parse(kind.as_str()), Ok(kind));
             assert!(!kind.name_zh().is_empty());
         }
-        assert_eq!(
-            EhrEntryKind::HypertensionFollowUp.as_str(),
-            "hypertension_follow_up"
-        );
+        assert_eq!(EhrEntryKind::HypertensionFollowUp.as_str(), "hypertension_follow_up");
     }
 
     #[test]
@@ -250,38 +241,23 @@ mod tests {
         for (index, doc) in all.iter().enumerate() {
             assert_eq!(doc.code, format!("C{:04}", index + 1));
             assert_eq!(doc.code_system, OID_DOCUMENT_TYPE_CODE_SYSTEM);
-            assert_eq!(
-                doc.template_id,
-                format!("2.16.156.10011.2.1.1.{}", index + 21)
-            );
+            assert_eq!(doc.template_id, format!("2.16.156.10011.2.1.1.{}", index + 21));
             assert!(!doc.section_codes.is_empty(), "{}", doc.code);
         }
         let first_page = emr_document_type("c0032");
         assert_eq!(first_page.map(|d| d.title.as_str()), Some("住院病案首页"));
         let summary = emr_document_type("C0001");
         assert_eq!(summary.map(|d| d.section_codes.len()), Some(8));
-        assert_eq!(
-            summary.map(|d| d.section_codes[2].as_str()),
-            Some("56836-0 History of blood transfusion")
-        );
-        assert_eq!(
-            summary.map(|d| d.section_loinc_codes().collect::<Vec<_>>()[3]),
-            Some("48765-2")
-        );
-        assert_eq!(
-            emr_document_type_by_template("2.16.156.10011.2.1.1.73").map(|d| d.code),
-            Some("C0053")
-        );
+        assert_eq!(summary.map(|d| d.section_codes[2].as_str()), Some("56836-0 History of blood transfusion"));
+        assert_eq!(summary.map(|d| d.section_loinc_codes().collect::<Vec<_>>()[3]), Some("48765-2"));
+        assert_eq!(emr_document_type_by_template("2.16.156.10011.2.1.1.73").map(|d| d.code), Some("C0053"));
         assert!(emr_document_type("C0054").is_none());
     }
 
     #[test]
     fn oids() {
         assert_eq!(health_oids().len(), 18);
-        assert_eq!(
-            health_oid(OID_CITIZEN_ID).map(|o| o.name_zh.as_str()),
-            Some("患者身份证件号码")
-        );
+        assert_eq!(health_oid(OID_CITIZEN_ID).map(|o| o.name_zh.as_str()), Some("患者身份证件号码"));
         assert!(health_oid(OID_DOCUMENT_TYPE_CODE_SYSTEM).is_some());
         assert!(health_oid("1.2.3").is_none());
     }

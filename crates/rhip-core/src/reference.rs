@@ -7,8 +7,7 @@
 //! lenient: a malformed row is skipped rather than turned into a panic at run time.
 
 /// GB/T 2260 county-level-and-above division codes in force on 2024-12-31.
-pub(crate) const GBT2260_DIVISIONS_2024: &str =
-    include_str!("../../../schemas/reference/gbt2260_divisions_2024.csv");
+pub(crate) const GBT2260_DIVISIONS_2024: &str = include_str!("../../../schemas/reference/gbt2260_divisions_2024.csv");
 /// Every GB/T 2260 code used from 1981 to 2024, with status and successors.
 pub(crate) const GBT2260_HISTORY_1981_2024: &str =
     include_str!("../../../schemas/reference/gbt2260_history_1981_2024.csv");
@@ -18,8 +17,7 @@ pub(crate) const GBT2261_1_SEX: &str = include_str!("../../../schemas/reference/
 pub(crate) const GBT2261_2_MARITAL_STATUS: &str =
     include_str!("../../../schemas/reference/gbt2261_2_marital_status.csv");
 /// GB 3304-91 ethnic group codes.
-pub(crate) const GB3304_ETHNIC_GROUPS: &str =
-    include_str!("../../../schemas/reference/gb3304_ethnic_groups.csv");
+pub(crate) const GB3304_ETHNIC_GROUPS: &str = include_str!("../../../schemas/reference/gb3304_ethnic_groups.csv");
 /// GB/T 4761-2008 family relationship codes.
 pub(crate) const GBT4761_FAMILY_RELATIONSHIP: &str =
     include_str!("../../../schemas/reference/gbt4761_family_relationship.csv");
@@ -27,11 +25,9 @@ pub(crate) const GBT4761_FAMILY_RELATIONSHIP: &str =
 pub(crate) const WS364_VALUE_DOMAINS_SUBSET: &str =
     include_str!("../../../schemas/reference/ws364_value_domains_subset.csv");
 /// The 53 WS/T 500 shared EMR document types.
-pub(crate) const WST500_DOCUMENT_TYPES: &str =
-    include_str!("../../../schemas/reference/wst500_document_types.csv");
+pub(crate) const WST500_DOCUMENT_TYPES: &str = include_str!("../../../schemas/reference/wst500_document_types.csv");
 /// OIDs of the national health arc (2.16.156.10011) used in CDA headers.
-pub(crate) const CHINA_HEALTH_OIDS: &str =
-    include_str!("../../../schemas/reference/china_health_oids.csv");
+pub(crate) const CHINA_HEALTH_OIDS: &str = include_str!("../../../schemas/reference/china_health_oids.csv");
 
 /// Parses an embedded CSV (header row, RFC 4180 quoting) into rows of owned fields.
 ///

@@ -97,11 +97,7 @@ static CURRENT: LazyLock<CurrentDivisions> = LazyLock::new(|| {
             children.entry(parent).or_default().push(*code);
         }
     }
-    CurrentDivisions {
-        names,
-        sorted,
-        children,
-    }
+    CurrentDivisions { names, sorted, children }
 });
 
 static HISTORICAL: LazyLock<HistoricalDivisions> = LazyLock::new(|| {
@@ -123,10 +119,7 @@ static HISTORICAL: LazyLock<HistoricalDivisions> = LazyLock::new(|| {
             }
         }
     }
-    let names: HashMap<[u8; 6], String> = latest
-        .into_iter()
-        .map(|(digits, (_, name))| (digits, name))
-        .collect();
+    let names: HashMap<[u8; 6], String> = latest.into_iter().map(|(digits, (_, name))| (digits, name)).collect();
     let mut sorted: Vec<RegionCode> = names.keys().map(|digits| RegionCode(*digits)).collect();
     sorted.sort();
     HistoricalDivisions { names, sorted }
@@ -209,11 +202,7 @@ impl RegionCode {
             Tier::Municipal => Some(province),
             Tier::County => {
                 let prefecture = self.with_zeroes_from(4);
-                Some(if is_current(&prefecture.0) {
-                    prefecture
-                } else {
-                    province
-                })
+                Some(if is_current(&prefecture.0) { prefecture } else { province })
             }
         }
     }
@@ -347,12 +336,7 @@ mod tests {
 
     #[test]
     fn current_list_has_34_provinces_333_cities_2846_counties() {
-        let count = |tier| {
-            RegionCode::all_current()
-                .iter()
-                .filter(|c| c.tier() == tier)
-                .count()
-        };
+        let count = |tier| RegionCode::all_current().iter().filter(|c| c.tier() == tier).count();
         assert_eq!(count(Tier::Provincial), 34);
         assert_eq!(count(Tier::Municipal), 333);
         assert_eq!(count(Tier::County), 2846);
@@ -380,22 +364,10 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_shapes_and_unknown_codes() {
-        assert_eq!(
-            RegionCode::parse("33010"),
-            Err(RegionError::Format("33010".into()))
-        );
-        assert_eq!(
-            RegionCode::parse("33O106"),
-            Err(RegionError::Format("33O106".into()))
-        );
-        assert_eq!(
-            RegionCode::parse("３３０１０６"),
-            Err(RegionError::Format("３３０１０６".into()))
-        );
-        assert_eq!(
-            RegionCode::parse("110100"),
-            Err(RegionError::Unknown("110100".into()))
-        );
+        assert_eq!(RegionCode::parse("33010"), Err(RegionError::Format("33010".into())));
+        assert_eq!(RegionCode::parse("33O106"), Err(RegionError::Format("33O106".into())));
+        assert_eq!(RegionCode::parse("３３０１０６"), Err(RegionError::Format("３３０１０６".into())));
+        assert_eq!(RegionCode::parse("110100"), Err(RegionError::Unknown("110100".into())));
         assert_eq!(RegionCode::parse(" 330106 "), Ok(code("330106")));
         assert_eq!(RegionCode::parse("000000"), Ok(RegionCode::NATIONAL));
         assert_eq!(
@@ -416,10 +388,7 @@ mod tests {
         assert_eq!(xiacheng.name(), Some("下城区"));
         assert_eq!(xiacheng.parent(), Some(code("330100")));
         assert!(RegionCode::parse_historical("330106").is_ok());
-        assert_eq!(
-            RegionCode::parse_historical("999999"),
-            Err(RegionError::UnknownHistorical("999999".into()))
-        );
+        assert_eq!(RegionCode::parse_historical("999999"), Err(RegionError::UnknownHistorical("999999".into())));
         assert!(RegionCode::parse_historical("000000").is_err());
         assert!(RegionCode::all_historical().len() >= 6450);
     }
@@ -446,10 +415,7 @@ mod tests {
         assert!(code("330106").children().is_empty());
         assert_eq!(code("330106").province(), Some(code("330000")));
         assert_eq!(RegionCode::NATIONAL.province(), None);
-        assert_eq!(
-            code("330106").ancestors(),
-            vec![code("330100"), code("330000"), RegionCode::NATIONAL]
-        );
+        assert_eq!(code("330106").ancestors(), vec![code("330100"), code("330000"), RegionCode::NATIONAL]);
     }
 
     #[test]
@@ -461,11 +427,9 @@ mod tests {
         assert_eq!(xihu.to_string(), "330106");
         assert_eq!(format!("{xihu:?}"), "RegionCode(\"330106\")");
         use serde::de::{value::Error, IntoDeserializer};
-        let from_json: Result<RegionCode, Error> =
-            serde::Deserialize::deserialize("330106".into_deserializer());
+        let from_json: Result<RegionCode, Error> = serde::Deserialize::deserialize("330106".into_deserializer());
         assert_eq!(from_json, Ok(xihu));
-        let bad: Result<RegionCode, Error> =
-            serde::Deserialize::deserialize("110100".into_deserializer());
+        let bad: Result<RegionCode, Error> = serde::Deserialize::deserialize("110100".into_deserializer());
         assert!(bad.is_err());
     }
 

@@ -65,8 +65,7 @@ mod tests {
     #[test]
     fn serde_uses_the_snake_case_names() {
         use serde::de::{value::Error, IntoDeserializer};
-        let role: Result<Role, Error> =
-            serde::Deserialize::deserialize("node_admin".into_deserializer());
+        let role: Result<Role, Error> = serde::Deserialize::deserialize("node_admin".into_deserializer());
         assert_eq!(role, Ok(Role::NodeAdmin));
         let bad: Result<Role, Error> = serde::Deserialize::deserialize("root".into_deserializer());
         assert!(bad.is_err());

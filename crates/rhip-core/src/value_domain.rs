@@ -66,12 +66,11 @@ impl ValueDomain {
 
     /// The entry for `code`, or an error that names the domain, for validators.
     pub fn check(&self, code: &str) -> Result<&DomainEntry, ValueDomainError> {
-        self.entry(code)
-            .ok_or_else(|| ValueDomainError::UnknownCode {
-                domain: self.code,
-                name: self.name,
-                code: code.to_owned(),
-            })
+        self.entry(code).ok_or_else(|| ValueDomainError::UnknownCode {
+            domain: self.code,
+            name: self.name,
+            code: code.to_owned(),
+        })
     }
 }
 
@@ -113,10 +112,7 @@ static ETHNIC_GROUPS: LazyLock<Vec<EthnicGroup>> = LazyLock::new(|| {
 static MARITAL_STATUS_NAMES: LazyLock<Vec<MaritalStatusName>> = LazyLock::new(|| {
     reference::rows(reference::GBT2261_2_MARITAL_STATUS)
         .iter()
-        .map(|row| MaritalStatusName {
-            code: leak(field(row, 0)),
-            name_en: leak(field(row, 2)),
-        })
+        .map(|row| MaritalStatusName { code: leak(field(row, 0)), name_en: leak(field(row, 2)) })
         .collect()
 });
 
@@ -135,11 +131,7 @@ fn simple_domain(
             parent: parent_column.and_then(|column| optional_field(row, column)),
         })
         .collect();
-    ValueDomain {
-        code,
-        name,
-        entries,
-    }
+    ValueDomain { code, name, entries }
 }
 
 /// GB/T 4761-2008 groups `81`–`99` (伯父 … 非亲属) under `80 其他`; `90 姑母` is an
@@ -156,25 +148,10 @@ fn correct_family_group(code: &str, parent: Option<String>) -> Option<String> {
 static DOMAINS: LazyLock<Vec<ValueDomain>> = LazyLock::new(|| {
     let mut domains = vec![
         simple_domain(SEX_DOMAIN, "人的性别代码", reference::GBT2261_1_SEX, None),
-        simple_domain(
-            MARITAL_DOMAIN,
-            "婚姻状况代码",
-            reference::GBT2261_2_MARITAL_STATUS,
-            Some(3),
-        ),
-        simple_domain(
-            ETHNIC_DOMAIN,
-            "中国各民族名称代码",
-            reference::GB3304_ETHNIC_GROUPS,
-            None,
-        ),
+        simple_domain(MARITAL_DOMAIN, "婚姻状况代码", reference::GBT2261_2_MARITAL_STATUS, Some(3)),
+        simple_domain(ETHNIC_DOMAIN, "中国各民族名称代码", reference::GB3304_ETHNIC_GROUPS, None),
     ];
-    let mut family = simple_domain(
-        FAMILY_DOMAIN,
-        "家庭关系代码",
-        reference::GBT4761_FAMILY_RELATIONSHIP,
-        Some(2),
-    );
+    let mut family = simple_domain(FAMILY_DOMAIN, "家庭关系代码", reference::GBT4761_FAMILY_RELATIONSHIP, Some(2));
     for entry in &mut family.entries {
         entry.parent = correct_family_group(entry.code, entry.parent.take());
     }
@@ -190,11 +167,9 @@ static DOMAINS: LazyLock<Vec<ValueDomain>> = LazyLock::new(|| {
         };
         match domains.iter_mut().find(|d| d.code == domain_code) {
             Some(domain) => domain.entries.push(entry),
-            None => domains.push(ValueDomain {
-                code: leak(domain_code),
-                name: leak(field(&row, 1)),
-                entries: vec![entry],
-            }),
+            None => {
+                domains.push(ValueDomain { code: leak(domain_code), name: leak(field(&row, 1)), entries: vec![entry] })
+            }
         }
     }
     domains
@@ -215,11 +190,7 @@ pub fn value_domains() -> &'static [ValueDomain] {
 fn lookup(domain: &'static str, code: &str) -> Result<&'static DomainEntry, ValueDomainError> {
     match value_domain(domain) {
         Some(table) => table.check(code),
-        None => Err(ValueDomainError::UnknownCode {
-            domain,
-            name: "embedded table missing",
-            code: code.to_owned(),
-        }),
+        None => Err(ValueDomainError::UnknownCode { domain, name: "embedded table missing", code: code.to_owned() }),
     }
 }
 
@@ -375,18 +346,12 @@ coded_value!(
 impl Ethnicity {
     /// The romanized name from GB 3304, e.g. `"Han"`.
     pub fn romanized(&self) -> &'static str {
-        ETHNIC_GROUPS
-            .iter()
-            .find(|group| group.code == self.0)
-            .map_or("", |group| group.romanized)
+        ETHNIC_GROUPS.iter().find(|group| group.code == self.0).map_or("", |group| group.romanized)
     }
 
     /// The two-letter code from GB 3304, e.g. `"HA"`.
     pub fn letter_code(&self) -> &'static str {
-        ETHNIC_GROUPS
-            .iter()
-            .find(|group| group.code == self.0)
-            .map_or("", |group| group.letter_code)
+        ETHNIC_GROUPS.iter().find(|group| group.code == self.0).map_or("", |group| group.letter_code)
     }
 }
 
@@ -399,10 +364,7 @@ coded_value!(
 impl MaritalStatus {
     /// An English label, e.g. `"married"`.
     pub fn name_en(&self) -> &'static str {
-        MARITAL_STATUS_NAMES
-            .iter()
-            .find(|row| row.code == self.0)
-            .map_or("", |row| row.name_en)
+        MARITAL_STATUS_NAMES.iter().find(|row| row.code == self.0).map_or("", |row| row.name_en)
     }
 
     /// The enclosing status for sub-codes (`21 初婚` → `20 已婚`).
@@ -457,9 +419,7 @@ mod tests {
     #[test]
     fn sex_codes_match_the_embedded_table() {
         let domain = value_domain("GB/T 2261.1").map(|d| d.entries.clone());
-        let Some(entries) = domain else {
-            panic!("sex domain missing")
-        };
+        let Some(entries) = domain else { panic!("sex domain missing") };
         assert_eq!(entries.len(), 4);
         for (sex, entry) in Sex::ALL.iter().zip(&entries) {
             assert_eq!(sex.code(), entry.code);
@@ -486,10 +446,7 @@ mod tests {
         }
         assert!(Sex::from_hl7("X").is_err());
         let err = Sex::from_code("M").err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("\"M\" is not a code of GB/T 2261.1 (人的性别代码 (0, 1, 2, 9))")
-        );
+        assert_eq!(err.as_deref(), Some("\"M\" is not a code of GB/T 2261.1 (人的性别代码 (0, 1, 2, 9))"));
         assert_eq!(de::<Sex>("1"), Ok(Sex::Male));
         assert!(de::<Sex>("male").is_err());
         assert_eq!(Sex::Female.to_string(), "2");
@@ -503,16 +460,11 @@ mod tests {
             Ok(("01", "汉族", "Han", "HA"))
         );
         let sui = Ethnicity::parse("25");
-        assert_eq!(
-            sui.map(|e| (e.name_zh(), e.romanized(), e.letter_code())),
-            Ok(("水族", "Sui", "SU"))
-        );
+        assert_eq!(sui.map(|e| (e.name_zh(), e.romanized(), e.letter_code())), Ok(("水族", "Sui", "SU")));
         assert_eq!(
             Ethnicity::parse("1"),
             Err(ValueDomainError::UnknownCode {
-                domain: "GB 3304",
-                name: "中国各民族名称代码",
-                code: "1".into()
+                domain: "GB 3304", name: "中国各民族名称代码", code: "1".into()
             })
         );
         assert!(Ethnicity::parse("97").is_err());
@@ -524,52 +476,27 @@ mod tests {
     fn marital_status() {
         let first = MaritalStatus::parse("21");
         assert_eq!(first.as_ref().map(|m| m.name_zh()), Ok("初婚"));
-        assert_eq!(
-            first
-                .ok()
-                .and_then(|m| m.parent())
-                .map(|p| p.code().to_owned()),
-            Some("20".to_owned())
-        );
-        assert_eq!(
-            MaritalStatus::parse("20").map(|m| m.name_en()),
-            Ok("married")
-        );
-        assert_eq!(
-            MaritalStatus::parse("10").ok().and_then(|m| m.parent()),
-            None
-        );
+        assert_eq!(first.ok().and_then(|m| m.parent()).map(|p| p.code().to_owned()), Some("20".to_owned()));
+        assert_eq!(MaritalStatus::parse("20").map(|m| m.name_en()), Ok("married"));
+        assert_eq!(MaritalStatus::parse("10").ok().and_then(|m| m.parent()), None);
         assert!(MaritalStatus::parse("2").is_err());
     }
 
     #[test]
     fn identity_document_types() {
-        assert_eq!(
-            IdentityDocumentType::RESIDENT_IDENTITY_CARD.name_zh(),
-            "居民身份证"
-        );
+        assert_eq!(IdentityDocumentType::RESIDENT_IDENTITY_CARD.name_zh(), "居民身份证");
         assert_eq!(IdentityDocumentType::PASSPORT.name_zh(), "护照");
-        assert_eq!(
-            IdentityDocumentType::parse("01"),
-            Ok(IdentityDocumentType::RESIDENT_IDENTITY_CARD)
-        );
+        assert_eq!(IdentityDocumentType::parse("01"), Ok(IdentityDocumentType::RESIDENT_IDENTITY_CARD));
         assert!(IdentityDocumentType::parse("19").is_err());
-        assert_eq!(
-            value_domain("CV02.01.101").map(|d| d.entries.len()),
-            Some(8)
-        );
+        assert_eq!(value_domain("CV02.01.101").map(|d| d.entries.len()), Some(8));
     }
 
     #[test]
     fn family_relationship_groups() {
         assert_eq!(FamilyRelationship::SELF.name_zh(), "本人");
         assert_eq!(FamilyRelationship::HEAD_OF_HOUSEHOLD.name_zh(), "户主");
-        let group = |code: &str| {
-            FamilyRelationship::parse(code)
-                .ok()
-                .and_then(|r| r.group())
-                .map(|g| g.code().to_owned())
-        };
+        let group =
+            |code: &str| FamilyRelationship::parse(code).ok().and_then(|r| r.group()).map(|g| g.code().to_owned());
         assert_eq!(group("11").as_deref(), Some("10"));
         assert_eq!(group("47").as_deref(), Some("40"));
         assert_eq!(group("89").as_deref(), Some("80"));
@@ -611,23 +538,13 @@ mod tests {
             }
         }
         let anaesthesia = value_domain("CV06.00.103");
-        assert_eq!(
-            anaesthesia
-                .and_then(|d| d.entry("11"))
-                .and_then(|e| e.parent.clone()),
-            Some("1".to_owned())
-        );
-        assert_eq!(
-            value_domain("CV04.50.005").map(|d| d.name),
-            Some("ABO血型代码")
-        );
+        assert_eq!(anaesthesia.and_then(|d| d.entry("11")).and_then(|e| e.parent.clone()), Some("1".to_owned()));
+        assert_eq!(value_domain("CV04.50.005").map(|d| d.name), Some("ABO血型代码"));
         assert!(value_domain("CV99.99.999").is_none());
         let err = value_domain("CV09.00.403").map(|d| d.check("5").map(|e| e.code));
         assert_eq!(
             err.map(|r| r.map_err(|e| e.to_string())),
-            Some(Err(
-                "\"5\" is not a code of CV09.00.403 (入院途径代码)".to_owned()
-            ))
+            Some(Err("\"5\" is not a code of CV09.00.403 (入院途径代码)".to_owned()))
         );
     }
 }

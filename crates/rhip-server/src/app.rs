@@ -36,42 +36,31 @@ pub enum StartError {
 pub struct Application {
     server: Server,
     api_address: SocketAddr,
+    scheme: &'static str,
     state: AppState,
     settings: Settings,
 }
 
 /// Opens and migrates the node's database, and checks it belongs to this node.
 pub fn open_store(settings: &Settings) -> Result<Store, StartError> {
-    let options = StoreOptions {
-        pool_size: settings.database.pool_size,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&settings.database.url, settings.node.region, &options).map_err(
-        |e| match e {
-            StoreError::Config(_) | StoreError::Unreachable { .. } => {
-                StartError::Config(e.to_string())
-            }
-            other => StartError::Runtime(other.into()),
-        },
-    )?;
+    let options = StoreOptions { pool_size: settings.database.pool_size, ..StoreOptions::default() };
+    let store = Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| match e {
+        StoreError::Config(_) | StoreError::Unreachable { .. } => StartError::Config(e.to_string()),
+        other => StartError::Runtime(other.into()),
+    })?;
     store.migrate().map_err(|e| StartError::Runtime(e.into()))?;
-    store
-        .write(|tx| tx.bind_node_region())
-        .map_err(|e| match e {
-            StoreError::WrongNode { .. } => {
-                StartError::Config(format!("{}: {e}", store.redacted_url()))
-            }
-            other => StartError::Runtime(other.into()),
-        })?;
+    store.write(|tx| tx.bind_node_region()).map_err(|e| match e {
+        StoreError::WrongNode { .. } => StartError::Config(format!("{}: {e}", store.redacted_url())),
+        other => StartError::Runtime(other.into()),
+    })?;
     Ok(store)
 }
 
 /// Reads the node's signing key.
 pub fn load_key(settings: &Settings) -> Result<NodeKey, StartError> {
     let path = &settings.keys.signing_key;
-    let pem = std::fs::read_to_string(path).map_err(|e| {
-        StartError::Config(format!("cannot read signing key {}: {e}", path.display()))
-    })?;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Config(format!("cannot read signing key {}: {e}", path.display())))?;
     NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
 }
 
@@ -92,45 +81,48 @@ impl Application {
             parent: settings.node.parent.clone(),
             metrics: Arc::new(metrics),
         };
-        let listener = TcpListener::bind(settings.api.listen).map_err(|e| {
-            StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen))
-        })?;
+        let listener = TcpListener::bind(settings.api.listen)
+            .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen)))?;
         let api_address = listener.local_addr().context("listener address")?;
         let data = web::Data::new(state.clone());
-        let mut server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(data.clone())
-                    .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                        ApiError::field("query", error.to_string()).into()
-                    }))
-                    .app_data(web::JsonConfig::default().limit(1 << 20).error_handler(
-                        |error, _| ApiError::field("body", error.to_string()).into(),
-                    ))
-                    .app_data(web::PathConfig::default().error_handler(|error, _| {
-                        ApiError::field("path", error.to_string()).into()
-                    }))
-                    .default_service(web::to(|| async {
-                        Err::<actix_web::HttpResponse, _>(ApiError::NotFound(
-                            "no such route".into(),
-                        ))
-                    }))
-                    .wrap(middleware::from_fn(observe))
-                    .wrap(TracingLogger::default())
-                    .configure(routes::configure)
-            })
-            .listen(listener)
-            .context("start HTTP listener")?
-            .shutdown_timeout(settings.api.shutdown_timeout_secs);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|error, _| ApiError::field("query", error.to_string()).into()),
+                )
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(1 << 20)
+                        .error_handler(|error, _| ApiError::field("body", error.to_string()).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|error, _| ApiError::field("path", error.to_string()).into()),
+                )
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
+                }))
+                .wrap(middleware::from_fn(observe))
+                .wrap(TracingLogger::default())
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(settings.api.shutdown_timeout_secs);
         if let Some(workers) = settings.api.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(Application {
-            server: server.run(),
-            api_address,
-            state,
-            settings,
-        })
+        let server = match tls_config(&settings)? {
+            Some(tls) => server.listen_rustls_0_23(listener, tls).context("start HTTPS listener")?,
+            None => server.listen(listener).context("start HTTP listener")?,
+        };
+        let scheme = if settings.api.tls_cert.is_some() { "https" } else { "http" };
+        Ok(Application { server: server.run(), api_address, scheme, state, settings })
+    }
+
+    /// The API's base URL, `http://` or `https://` as configured.
+    pub fn api_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.api_address)
     }
 
     /// The address the API listens on (useful when configured with port 0).
@@ -158,6 +150,32 @@ impl Application {
     }
 }
 
+/// The rustls server configuration when the API is to speak HTTPS.
+fn tls_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert_path), Some(key_path)) = (&settings.api.tls_cert, &settings.api.tls_key) else {
+        return Ok(None);
+    };
+    let problem =
+        |path: &std::path::Path, e: &dyn std::fmt::Display| StartError::Config(format!("{}: {e}", path.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| problem(cert_path, &e))?;
+    if certs.is_empty() {
+        return Err(problem(cert_path, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| problem(key_path, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Runtime(e.into()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| problem(cert_path, &e))?;
+    Ok(Some(config))
+}
+
 /// Adds `x-request-id` to every answer and records request metrics.
 async fn observe(
     req: ServiceRequest,
@@ -170,22 +188,12 @@ async fn observe(
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let mut response = next.call(req).await?;
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), id);
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     }
     if let Some(state) = state {
         let status = response.status().as_u16().to_string();
-        state
-            .metrics
-            .http_requests
-            .with_label_values(&[&method, &route, &status])
-            .inc();
-        state
-            .metrics
-            .http_duration
-            .with_label_values(&[&method, &route])
-            .observe(started.elapsed().as_secs_f64());
+        state.metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
+        state.metrics.http_duration.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
     }
     Ok(response)
 }

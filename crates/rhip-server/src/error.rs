@@ -52,20 +52,13 @@ impl ApiError {
         let message = message.into();
         ApiError::Invalid {
             detail: format!("{field}: {message}"),
-            errors: vec![FieldProblem {
-                field: field.into(),
-                message,
-            }],
+            errors: vec![FieldProblem { field: field.into(), message }],
         }
     }
 
     /// Several invalid fields.
     pub fn fields(errors: Vec<FieldProblem>) -> ApiError {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         ApiError::Invalid { detail, errors }
     }
 
@@ -85,9 +78,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (slug, title) = self.kind();
         let detail = match self {
-            ApiError::Internal(_) => {
-                "the node failed to answer; the operator can find details in its log".to_string()
-            }
+            ApiError::Internal(_) => "the node failed to answer; the operator can find details in its log".to_string(),
             other => other.to_string(),
         };
         Problem {
@@ -134,9 +125,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::NotFound(message) => ApiError::NotFound(message),
-            StoreError::Unreachable { .. } | StoreError::Pool(_) => {
-                ApiError::Unavailable(error.to_string())
-            }
+            StoreError::Unreachable { .. } | StoreError::Pool(_) => ApiError::Unavailable(error.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

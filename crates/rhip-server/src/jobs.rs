@@ -14,16 +14,8 @@ pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<JobSc
         let state = state.clone();
         Box::pin(async move { refresh_counts(state).await })
     })
-    .with_context(|| {
-        format!(
-            "schedules.metrics_refresh {:?}",
-            settings.schedules.metrics_refresh
-        )
-    })?;
-    scheduler
-        .add(job)
-        .await
-        .context("schedule metrics refresh")?;
+    .with_context(|| format!("schedules.metrics_refresh {:?}", settings.schedules.metrics_refresh))?;
+    scheduler.add(job).await.context("schedule metrics refresh")?;
     scheduler.start().await.context("start job scheduler")?;
     Ok(scheduler)
 }

@@ -2,8 +2,7 @@
 //! written, and record-count gauges refreshed by a scheduled job.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The node's metric collectors, in their own registry (no globals, so
@@ -25,29 +24,20 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every collector.
     pub fn new(region: &str) -> Result<Metrics, prometheus::Error> {
-        let registry = Registry::new_custom(
-            Some("rhip".into()),
-            Some([("region".to_string(), region.to_string())].into()),
-        )?;
+        let registry =
+            Registry::new_custom(Some("rhip".into()), Some([("region".to_string(), region.to_string())].into()))?;
         let http_requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered"),
             &["method", "route", "status"],
         )?;
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
-                vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ],
-            ),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["method", "route"],
         )?;
-        let audit_entries =
-            IntCounter::new("audit_entries_total", "Audit entries written by the API")?;
+        let audit_entries = IntCounter::new("audit_entries_total", "Audit entries written by the API")?;
         let records = IntGaugeVec::new(Opts::new("records", "Rows stored, by table"), &["table"])?;
-        let pool = IntGaugeVec::new(
-            Opts::new("db_pool_connections", "Database pool connections"),
-            &["state"],
-        )?;
+        let pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
         let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(http_requests.clone()))?;
@@ -56,14 +46,7 @@ impl Metrics {
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(build))?;
-        Ok(Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            audit_entries,
-            records,
-            pool,
-        })
+        Ok(Metrics { registry, http_requests, http_duration, audit_entries, records, pool })
     }
 
     /// Renders the registry in the Prometheus text format.

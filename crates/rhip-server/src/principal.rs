@@ -33,10 +33,7 @@ impl Principal {
         if permits(self.claims.role, permission) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "role {} may not do this ({permission:?})",
-                self.claims.role
-            )))
+            Err(ApiError::Forbidden(format!("role {} may not do this ({permission:?})", self.claims.role)))
         }
     }
 
@@ -55,19 +52,15 @@ impl Principal {
 
     /// The records this caller may see.
     pub fn scope(&self) -> Result<Scope, ApiError> {
-        let out_of_region =
-            || ApiError::Forbidden("token's region lies outside this node's jurisdiction".into());
+        let out_of_region = || ApiError::Forbidden("token's region lies outside this node's jurisdiction".into());
         match self.claims.role {
-            Role::Commission | Role::Auditor | Role::NodeAdmin => self
-                .effective_region()
-                .map(Scope::Region)
-                .ok_or_else(out_of_region),
-            Role::Clinician | Role::HospitalSystem => Ok(Scope::Facility(
-                self.claims.facility.clone().unwrap_or_default(),
-            )),
-            Role::Resident => Ok(Scope::Person(
-                self.claims.person.clone().unwrap_or_default(),
-            )),
+            Role::Commission | Role::Auditor | Role::NodeAdmin => {
+                self.effective_region().map(Scope::Region).ok_or_else(out_of_region)
+            }
+            Role::Clinician | Role::HospitalSystem => {
+                Ok(Scope::Facility(self.claims.facility.clone().unwrap_or_default()))
+            }
+            Role::Resident => Ok(Scope::Person(self.claims.person.clone().unwrap_or_default())),
         }
     }
 
@@ -91,10 +84,7 @@ impl Principal {
 
 /// The request id actix-web's tracing middleware gave this request.
 pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<RequestId>()
-        .map(|id| id.to_string())
-        .unwrap_or_default()
+    req.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default()
 }
 
 impl FromRequest for Principal {
@@ -109,31 +99,19 @@ impl FromRequest for Principal {
                 .cloned()
                 .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let request_id = request_id(&req);
-            let source_ip = req
-                .connection_info()
-                .realip_remote_addr()
-                .map(str::to_string);
+            let source_ip = req.connection_info().realip_remote_addr().map(str::to_string);
             let token = req
                 .headers()
                 .get(actix_web::http::header::AUTHORIZATION)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| {
-                    value
-                        .strip_prefix("Bearer ")
-                        .or_else(|| value.strip_prefix("bearer "))
-                })
+                .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
                 .map(str::trim);
             let verified = match token {
                 None => Err("missing bearer token (Authorization: Bearer <JWT>)".to_string()),
                 Some(token) => state.verifier.verify(token).map_err(|e| e.to_string()),
             };
             match verified {
-                Ok(claims) => Ok(Principal {
-                    claims,
-                    request_id,
-                    source_ip,
-                    node_region: state.region,
-                }),
+                Ok(claims) => Ok(Principal { claims, request_id, source_ip, node_region: state.region }),
                 Err(reason) => {
                     let entry = NewAuditEntry {
                         actor: "anonymous".into(),

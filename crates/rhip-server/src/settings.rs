@@ -71,6 +71,12 @@ pub struct ApiSettings {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// PEM certificate chain; with `tls_key`, the API speaks HTTPS only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// MLLP listener.
@@ -100,9 +106,7 @@ pub struct AuthSettings {
 
 impl Default for AuthSettings {
     fn default() -> AuthSettings {
-        AuthSettings {
-            max_token_ttl: default_max_ttl(),
-        }
+        AuthSettings { max_token_ttl: default_max_ttl() }
     }
 }
 
@@ -117,9 +121,7 @@ pub struct ScheduleSettings {
 
 impl Default for ScheduleSettings {
     fn default() -> ScheduleSettings {
-        ScheduleSettings {
-            metrics_refresh: default_metrics_refresh(),
-        }
+        ScheduleSettings { metrics_refresh: default_metrics_refresh() }
     }
 }
 
@@ -146,24 +148,20 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-        let mut settings = Settings::parse(&text)
-            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
+        let mut settings =
+            Settings::parse(&text).map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
         if let Ok(url) = std::env::var("RHIP_DATABASE_URL") {
             settings.database.url = url;
         }
         settings.resolve_paths(path.parent().unwrap_or(Path::new(".")));
-        settings
-            .check()
-            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
+        settings.check().map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
         Ok(settings)
     }
 
     /// Parses config text; errors name the line and the key.
     pub fn parse(text: &str) -> Result<Settings, ConfigError> {
         toml::from_str::<Settings>(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
             let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             match line {
                 Some(line) => ConfigError(format!("line {line}: {message}")),
@@ -178,15 +176,17 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        if !self.keys.signing_key.is_absolute() {
-            self.keys.signing_key = base.join(&self.keys.signing_key);
+        for path in [Some(&mut self.keys.signing_key), self.api.tls_cert.as_mut(), self.api.tls_key.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if !path.is_absolute() {
+                *path = base.join(&*path);
+            }
         }
         let url = self.database.url.trim().to_string();
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(&url);
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(&url);
             if !path.is_empty() && !path.starts_with(':') && !Path::new(path).is_absolute() {
                 self.database.url = format!("sqlite://{}", base.join(path).display());
             }
@@ -203,6 +203,9 @@ impl Settings {
                 )));
             }
         }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
+        }
         if self.database.pool_size == 0 {
             return Err(ConfigError("database.pool_size must be at least 1".into()));
         }
@@ -211,17 +214,13 @@ impl Settings {
 
     /// Longest token lifetime allowed.
     pub fn max_token_ttl(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.auth.max_token_ttl)
-            .unwrap_or(std::time::Duration::from_secs(86_400))
+        humantime::parse_duration(&self.auth.max_token_ttl).unwrap_or(std::time::Duration::from_secs(86_400))
     }
 
     /// Display name of the node.
     pub fn node_name(&self) -> String {
         self.node.name.clone().unwrap_or_else(|| {
-            format!(
-                "{} health commission node",
-                self.node.region.name().unwrap_or(self.node.region.as_str())
-            )
+            format!("{} health commission node", self.node.region.name().unwrap_or(self.node.region.as_str()))
         })
     }
 }
@@ -251,15 +250,11 @@ signing_key = "keys/signing.pem"
 
     #[test]
     fn unknown_keys_and_bad_regions_name_the_problem_on_one_line() {
-        let error = Settings::parse(&GOOD.replace("[api]", "[api]\nlisten_port = 3"))
-            .unwrap_err()
-            .0;
+        let error = Settings::parse(&GOOD.replace("[api]", "[api]\nlisten_port = 3")).unwrap_err().0;
         assert!(error.contains("unknown field `listen_port`"), "{error}");
         assert!(error.starts_with("line 6: "), "the [api] table: {error}");
         assert!(!error.contains('\n'));
-        let error = Settings::parse(&GOOD.replace("330106", "339999"))
-            .unwrap_err()
-            .0;
+        let error = Settings::parse(&GOOD.replace("330106", "339999")).unwrap_err().0;
         assert!(error.contains("339999"), "{error}");
     }
 }

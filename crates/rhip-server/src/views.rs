@@ -1,9 +1,7 @@
 //! Turning stored records into API shapes; the one place that decides what
 //! leaves the node (a citizen ID is masked unless residents read their own).
 
-use rhip_api_types::{
-    AuditEntryView, DocumentView, EhrEntryView, FacilityView, IdentifierView, PersonView,
-};
+use rhip_api_types::{AuditEntryView, DocumentView, EhrEntryView, FacilityView, IdentifierView, PersonView};
 use rhip_store::{AuditRecord, DocumentIndexRecord, EhrEntryRecord, FacilityRecord, PersonRecord};
 
 /// Whether a person view shows the full citizen ID.
@@ -36,27 +34,13 @@ pub fn person(record: PersonRecord, id_number: IdNumber) -> PersonView {
         identifiers: record
             .identifiers
             .into_iter()
-            .map(|i| IdentifierView {
-                system: i.system,
-                value: i.value,
-                r#type: i.type_code,
-            })
+            .map(|i| IdentifierView { system: i.system, value: i.value, r#type: i.type_code })
             .collect(),
     }
 }
 
 fn mask(value: &str) -> String {
-    value
-        .chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if i < 6 || i + 4 >= value.chars().count() {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    value.chars().enumerate().map(|(i, c)| if i < 6 || i + 4 >= value.chars().count() { c } else { '*' }).collect()
 }
 
 /// An EHR entry as the API shows it.

@@ -64,11 +64,7 @@ impl Tx<'_> {
     }
 
     /// Changes after `after_seq`, oldest first (the federation reads these).
-    pub fn changes_after(
-        &mut self,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<ChangeRecord>, StoreError> {
+    pub fn changes_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
         Ok(change_log::table
             .filter(change_log::seq.gt(after_seq))
             .order(change_log::seq.asc())

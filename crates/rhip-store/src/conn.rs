@@ -53,10 +53,7 @@ impl DatabaseUrl {
             return Err(crate::StoreError::Config("database url is empty".into()));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseUrl {
-                backend: Backend::Postgres,
-                target: url.to_string(),
-            });
+            return Ok(DatabaseUrl { backend: Backend::Postgres, target: url.to_string() });
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -69,14 +66,9 @@ impl DatabaseUrl {
             )));
         }
         if path.is_empty() {
-            return Err(crate::StoreError::Config(
-                "sqlite database path is empty".into(),
-            ));
+            return Err(crate::StoreError::Config("sqlite database path is empty".into()));
         }
-        Ok(DatabaseUrl {
-            backend: Backend::Sqlite,
-            target: path.to_string(),
-        })
+        Ok(DatabaseUrl { backend: Backend::Sqlite, target: path.to_string() })
     }
 
     /// The backend this URL selects.

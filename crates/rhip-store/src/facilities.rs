@@ -58,50 +58,30 @@ impl Tx<'_> {
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(facilities::table)
-            .values(&record)
-            .execute(self.conn)
-            .map_err(|e| match StoreError::from(e) {
+        diesel::insert_into(facilities::table).values(&record).execute(self.conn).map_err(
+            |e| match StoreError::from(e) {
                 StoreError::Conflict(_) => {
                     StoreError::Conflict(format!("facility {} is already registered", record.code))
                 }
                 other => other,
-            })?;
-        let payload =
-            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change(
-            "facility",
-            &record.code,
-            "create",
-            None,
-            &record.hlc,
-            &payload,
+            },
         )?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change("facility", &record.code, "create", None, &record.hlc, &payload)?;
         Ok(record)
     }
 
     /// Facilities within a region's subtree (all of them for `None`), by code.
-    pub fn list_facilities(
-        &mut self,
-        within: Option<&RegionCode>,
-    ) -> Result<Vec<FacilityRecord>, StoreError> {
+    pub fn list_facilities(&mut self, within: Option<&RegionCode>) -> Result<Vec<FacilityRecord>, StoreError> {
         let mut select = facilities::table.into_boxed();
         if let Some(region) = within {
-            select = select
-                .filter(facilities::region.like(format!("{}%", region.jurisdiction_prefix())));
+            select = select.filter(facilities::region.like(format!("{}%", region.jurisdiction_prefix())));
         }
-        Ok(select
-            .order(facilities::code.asc())
-            .select(FacilityRecord::as_select())
-            .load(self.conn)?)
+        Ok(select.order(facilities::code.asc()).select(FacilityRecord::as_select()).load(self.conn)?)
     }
 
     /// One facility by code.
     pub fn get_facility(&mut self, code: &str) -> Result<Option<FacilityRecord>, StoreError> {
-        Ok(facilities::table
-            .find(code)
-            .select(FacilityRecord::as_select())
-            .first(self.conn)
-            .optional()?)
+        Ok(facilities::table.find(code).select(FacilityRecord::as_select()).first(self.conn).optional()?)
     }
 }

@@ -29,9 +29,7 @@ pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
 pub use meta::Counts;
 pub use persons::{NewPerson, PersonQuery, PersonRecord};
-pub use records::{
-    DocumentIndexRecord, EhrEntryRecord, EncounterRecord, NewDocument, NewEhrEntry, NewEncounter,
-};
+pub use records::{DocumentIndexRecord, EhrEntryRecord, EncounterRecord, NewDocument, NewEhrEntry, NewEncounter};
 pub use scope::{Access, Scope};
 
 use diesel::Connection;
@@ -66,48 +64,27 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions {
-            pool_size: 8,
-            connect_timeout: Duration::from_secs(10),
-        }
+        StoreOptions { pool_size: 8, connect_timeout: Duration::from_secs(10) }
     }
 }
 
 impl Store {
     /// Opens the pool and checks that the database answers; fails fast with
     /// [`StoreError::Unreachable`] so a misconfigured node stops at start.
-    pub fn open(
-        url: &str,
-        region: RegionCode,
-        options: &StoreOptions,
-    ) -> Result<Store, StoreError> {
+    pub fn open(url: &str, region: RegionCode, options: &StoreOptions) -> Result<Store, StoreError> {
         let url = DatabaseUrl::parse(url)?;
         // Connect once by hand to report the driver's own reason when the
         // database is unreachable (r2d2 would only say "timed out").
         if let Err(error) = url.connect() {
-            return Err(StoreError::Unreachable {
-                url: url.redacted(),
-                reason: one_line(&error.to_string()),
-            });
+            return Err(StoreError::Unreachable { url: url.redacted(), reason: one_line(&error.to_string()) });
         }
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .connection_timeout(options.connect_timeout)
             .build(Manager::new(url.clone()))
-            .map_err(|e| StoreError::Unreachable {
-                url: url.redacted(),
-                reason: one_line(&e.to_string()),
-            })?;
+            .map_err(|e| StoreError::Unreachable { url: url.redacted(), reason: one_line(&e.to_string()) })?;
         let sqlite_writer = (url.backend() == Backend::Sqlite).then(|| Mutex::new(()));
-        Ok(Store {
-            inner: Arc::new(Inner {
-                pool,
-                url,
-                region,
-                clock: HybridClock::new(60_000),
-                sqlite_writer,
-            }),
-        })
+        Ok(Store { inner: Arc::new(Inner { pool, url, region, clock: HybridClock::new(60_000), sqlite_writer }) })
     }
 
     /// The backend behind this store.
@@ -126,42 +103,24 @@ impl Store {
     }
 
     /// Runs `work` in one transaction that may write; commits on `Ok`.
-    pub fn write<T>(
-        &self,
-        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let _writer = self
-            .inner
-            .sqlite_writer
-            .as_ref()
-            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    pub fn write<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let _writer =
+            self.inner.sqlite_writer.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let mut conn = self.inner.pool.get()?;
-        conn.transaction(|conn| {
-            work(&mut Tx {
-                conn,
-                inner: &self.inner,
-            })
-        })
+        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner }))
     }
 
     /// Runs read-only `work` in one transaction (a consistent snapshot).
-    pub fn read<T>(
-        &self,
-        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn read<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.inner.pool.get()?;
-        conn.transaction(|conn| {
-            work(&mut Tx {
-                conn,
-                inner: &self.inner,
-            })
-        })
+        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner }))
     }
 
     /// Answers whether the database is reachable right now (for `/readyz`).
     pub fn ping(&self) -> Result<(), StoreError> {
         use diesel::connection::SimpleConnection;
-        let mut conn = self.inner.pool.get()?;
+        // A readiness probe must answer quickly, not wait out the pool timeout.
+        let mut conn = self.inner.pool.get_timeout(Duration::from_secs(2))?;
         conn.batch_execute("SELECT 1")?;
         Ok(())
     }

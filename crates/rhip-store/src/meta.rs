@@ -1,8 +1,6 @@
 //! Node identity recorded in the database, and row counts for metrics.
 
-use crate::schema::{
-    audit_log, change_log, documents, ehr_entries, encounters, facilities, node_meta, persons,
-};
+use crate::schema::{audit_log, change_log, documents, ehr_entries, encounters, facilities, node_meta, persons};
 use crate::{StoreError, Tx};
 use diesel::prelude::*;
 
@@ -36,10 +34,7 @@ impl Tx<'_> {
             .first(self.conn)
             .optional()?;
         match found {
-            Some(found) if found != region => Err(StoreError::WrongNode {
-                expected: region,
-                found,
-            }),
+            Some(found) if found != region => Err(StoreError::WrongNode { expected: region, found }),
             Some(_) => Ok(()),
             None => {
                 diesel::insert_into(node_meta::table)

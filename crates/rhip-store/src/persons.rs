@@ -179,19 +179,13 @@ impl Tx<'_> {
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(persons::table)
-            .values(&row)
-            .execute(self.conn)
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "a person with citizen ID {} already exists",
-                    d.id_number
-                        .as_ref()
-                        .map(|id| id.masked())
-                        .unwrap_or_default()
-                )),
-                other => other,
-            })?;
+        diesel::insert_into(persons::table).values(&row).execute(self.conn).map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a person with citizen ID {} already exists",
+                d.id_number.as_ref().map(|id| id.masked()).unwrap_or_default()
+            )),
+            other => other,
+        })?;
         for identifier in &d.identifiers {
             diesel::insert_into(person_identifiers::table)
                 .values((
@@ -212,30 +206,19 @@ impl Tx<'_> {
                 })?;
         }
         let record = PersonRecord::from_row(row, d.identifiers.clone());
-        let payload =
-            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change(
-            "person",
-            &record.id,
-            "create",
-            Some((&record.id, &record.home_region)),
-            &hlc,
-            &payload,
-        )?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change("person", &record.id, "create", Some((&record.id, &record.home_region)), &hlc, &payload)?;
         Ok(record)
     }
 
     /// Finds persons matching `query` within `scope`, ordered by EMPI id.
-    pub fn find_persons(
-        &mut self,
-        scope: &Scope,
-        query: &PersonQuery,
-    ) -> Result<Vec<PersonRecord>, StoreError> {
+    pub fn find_persons(&mut self, scope: &Scope, query: &PersonQuery) -> Result<Vec<PersonRecord>, StoreError> {
         let mut select = persons::table.into_boxed();
         select = match scope {
             Scope::Node => select,
-            Scope::Region(region) => select
-                .filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix()))),
+            Scope::Region(region) => {
+                select.filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix())))
+            }
             Scope::Person(id) => select.filter(persons::id.eq(id.clone())),
             Scope::Facility(code) => select.filter(
                 persons::id
@@ -261,8 +244,7 @@ impl Tx<'_> {
             select = select.filter(persons::birth_date.eq(birth_date));
         }
         if let Some(region) = &query.home_region {
-            select = select
-                .filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix())));
+            select = select.filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix())));
         }
         if let Some(identifier) = &query.identifier {
             select = select.filter(
@@ -286,16 +268,9 @@ impl Tx<'_> {
     }
 
     /// Fetches one person, telling apart absent and out of scope.
-    pub fn get_person(
-        &mut self,
-        scope: &Scope,
-        id: &str,
-    ) -> Result<Access<PersonRecord>, StoreError> {
-        let row: Option<PersonRow> = persons::table
-            .find(id)
-            .select(PersonRow::as_select())
-            .first(self.conn)
-            .optional()?;
+    pub fn get_person(&mut self, scope: &Scope, id: &str) -> Result<Access<PersonRecord>, StoreError> {
+        let row: Option<PersonRow> =
+            persons::table.find(id).select(PersonRow::as_select()).first(self.conn).optional()?;
         let Some(row) = row else {
             return Ok(Access::NotFound);
         };
@@ -307,12 +282,7 @@ impl Tx<'_> {
     }
 
     /// Whether a person lies within a scope (home region, facility link or self).
-    pub fn person_in_scope(
-        &mut self,
-        scope: &Scope,
-        person_id: &str,
-        home_region: &str,
-    ) -> Result<bool, StoreError> {
+    pub fn person_in_scope(&mut self, scope: &Scope, person_id: &str, home_region: &str) -> Result<bool, StoreError> {
         Ok(match scope {
             Scope::Node => true,
             Scope::Person(own) => own == person_id,
@@ -333,21 +303,14 @@ impl Tx<'_> {
         })
     }
 
-    fn attach_identifiers(
-        &mut self,
-        rows: Vec<PersonRow>,
-    ) -> Result<Vec<PersonRecord>, StoreError> {
+    fn attach_identifiers(&mut self, rows: Vec<PersonRow>) -> Result<Vec<PersonRecord>, StoreError> {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let identifier_rows: Vec<IdentifierRow> = if ids.is_empty() {
             Vec::new()
         } else {
             person_identifiers::table
                 .filter(person_identifiers::person_id.eq_any(&ids))
-                .order((
-                    person_identifiers::person_id,
-                    person_identifiers::system,
-                    person_identifiers::value,
-                ))
+                .order((person_identifiers::person_id, person_identifiers::system, person_identifiers::value))
                 .select(IdentifierRow::as_select())
                 .load(self.conn)?
         };

@@ -202,20 +202,10 @@ impl Tx<'_> {
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(encounters::table)
-            .values(&record)
-            .execute(self.conn)?;
+        diesel::insert_into(encounters::table).values(&record).execute(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
-        let payload =
-            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change(
-            "encounter",
-            &record.id,
-            "create",
-            Some((&record.person_id, &home)),
-            &record.hlc,
-            &payload,
-        )?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change("encounter", &record.id, "create", Some((&record.person_id, &home)), &record.hlc, &payload)?;
         Ok(record)
     }
 
@@ -234,28 +224,15 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             created_at: crate::now(),
         };
-        diesel::insert_into(ehr_entries::table)
-            .values(&record)
-            .execute(self.conn)?;
+        diesel::insert_into(ehr_entries::table).values(&record).execute(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
-        let payload =
-            serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change(
-            "ehr_entry",
-            &record.id,
-            "create",
-            Some((&record.person_id, &home)),
-            &record.hlc,
-            &payload,
-        )?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change("ehr_entry", &record.id, "create", Some((&record.person_id, &home)), &record.hlc, &payload)?;
         Ok(record)
     }
 
     /// Stores a document with its bytes and SHA-256, and records the change.
-    pub fn insert_document(
-        &mut self,
-        new: &NewDocument,
-    ) -> Result<DocumentIndexRecord, StoreError> {
+    pub fn insert_document(&mut self, new: &NewDocument) -> Result<DocumentIndexRecord, StoreError> {
         let sha256 = hex::encode(Sha256::digest(&new.content));
         let id = rhip_core::new_id().to_string();
         let hlc = self.tick().encode();
@@ -280,32 +257,18 @@ impl Tx<'_> {
                 documents::created_at.eq(crate::now()),
             ))
             .execute(self.conn)?;
-        let record: DocumentIndexRecord = documents::table
-            .find(&id)
-            .select(DocumentIndexRecord::as_select())
-            .first(self.conn)?;
+        let record: DocumentIndexRecord =
+            documents::table.find(&id).select(DocumentIndexRecord::as_select()).first(self.conn)?;
         if let Some(person) = &record.person_id {
             let home = self.home_region_of(person)?;
-            let payload =
-                serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.record_change(
-                "document",
-                &record.id,
-                "create",
-                Some((person, &home)),
-                &hlc,
-                &payload,
-            )?;
+            let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.record_change("document", &record.id, "create", Some((person, &home)), &hlc, &payload)?;
         }
         Ok(record)
     }
 
     /// A person's EHR index, newest first.
-    pub fn ehr_entries_for(
-        &mut self,
-        person_id: &str,
-        limit: i64,
-    ) -> Result<Vec<EhrEntryRecord>, StoreError> {
+    pub fn ehr_entries_for(&mut self, person_id: &str, limit: i64) -> Result<Vec<EhrEntryRecord>, StoreError> {
         Ok(ehr_entries::table
             .filter(ehr_entries::person_id.eq(person_id))
             .order((ehr_entries::occurred_at.desc(), ehr_entries::id.desc()))
@@ -315,11 +278,7 @@ impl Tx<'_> {
     }
 
     /// A person's document index entries, newest first.
-    pub fn documents_for(
-        &mut self,
-        person_id: &str,
-        limit: i64,
-    ) -> Result<Vec<DocumentIndexRecord>, StoreError> {
+    pub fn documents_for(&mut self, person_id: &str, limit: i64) -> Result<Vec<DocumentIndexRecord>, StoreError> {
         Ok(documents::table
             .filter(documents::person_id.eq(person_id))
             .order((documents::effective_at.desc(), documents::id.desc()))

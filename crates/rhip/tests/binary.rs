@@ -6,10 +6,7 @@ use std::process::Command;
 
 #[test]
 fn help_lists_the_contract_subcommands() {
-    let output = Command::new(env!("CARGO_BIN_EXE_rhip"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rhip")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     for command in ["init", "serve", "migrate", "token", "facility", "demo"] {
@@ -19,9 +16,6 @@ fn help_lists_the_contract_subcommands() {
 
 #[test]
 fn unknown_subcommands_are_usage_errors() {
-    let output = Command::new(env!("CARGO_BIN_EXE_rhip"))
-        .arg("frobnicate")
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rhip")).arg("frobnicate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }

@@ -31,19 +31,12 @@ pub struct AuditParams {
     pub limit: Option<i64>,
 }
 
-fn parse_time(
-    field: &str,
-    value: &Option<String>,
-    errors: &mut Vec<FieldProblem>,
-) -> Option<chrono::NaiveDateTime> {
+fn parse_time(field: &str, value: &Option<String>, errors: &mut Vec<FieldProblem>) -> Option<chrono::NaiveDateTime> {
     let value = value.as_ref()?;
     match chrono::DateTime::parse_from_rfc3339(value) {
         Ok(time) => Some(time.naive_utc()),
         Err(_) => {
-            errors.push(FieldProblem {
-                field: field.into(),
-                message: format!("{value:?} is not an RFC 3339 time"),
-            });
+            errors.push(FieldProblem { field: field.into(), message: format!("{value:?} is not an RFC 3339 time") });
             None
         }
     }
@@ -60,35 +53,18 @@ pub async fn query(
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(denied) = principal.require(Permission::ReadAudit) {
-        return Err(crate::routes::persons::deny_now(
-            &state,
-            &principal,
-            "audit_log",
-            None,
-            &denied.to_string(),
-        )
-        .await);
+        return Err(crate::routes::persons::deny_now(&state, &principal, "audit_log", None, &denied.to_string()).await);
     }
     if principal.effective_region() != Some(state.region) {
         let reason = "only auditors of this node's whole region may read its audit log";
-        return Err(crate::routes::persons::deny_now(
-            &state,
-            &principal,
-            "audit_log",
-            None,
-            reason,
-        )
-        .await);
+        return Err(crate::routes::persons::deny_now(&state, &principal, "audit_log", None, reason).await);
     }
     let mut errors = Vec::new();
     let from = parse_time("from", &params.from, &mut errors);
     let to = parse_time("to", &params.to, &mut errors);
     let limit = params.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
-        errors.push(FieldProblem {
-            field: "limit".into(),
-            message: format!("{limit} is outside 1 to 10000"),
-        });
+        errors.push(FieldProblem { field: "limit".into(), message: format!("{limit} is outside 1 to 10000") });
     }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
@@ -112,8 +88,5 @@ pub async fn query(
     })
     .await?;
     state.metrics.audit_entries.inc();
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: entries.into_iter().map(views::audit_entry).collect(),
-        next: None,
-    }))
+    Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::audit_entry).collect(), next: None }))
 }

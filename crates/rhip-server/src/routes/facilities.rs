@@ -16,20 +16,16 @@ use rhip_store::NewFacility;
 #[utoipa::path(get, path = "/api/v1/facilities", tag = "facilities",
     responses((status = 200, body = ItemList<rhip_api_types::FacilityView>), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
-pub async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require(Permission::ReadFacilities)?;
     let own_facility = match principal.claims.role {
         Role::Clinician | Role::HospitalSystem => principal.claims.facility.clone(),
         _ => None,
     };
-    let region = principal.effective_region().ok_or_else(|| {
-        ApiError::Forbidden("token's region lies outside this node's jurisdiction".into())
-    })?;
-    let facilities =
-        in_transaction(&state, move |tx| Ok(Ok(tx.list_facilities(Some(&region))?))).await?;
+    let region = principal
+        .effective_region()
+        .ok_or_else(|| ApiError::Forbidden("token's region lies outside this node's jurisdiction".into()))?;
+    let facilities = in_transaction(&state, move |tx| Ok(Ok(tx.list_facilities(Some(&region))?))).await?;
     let items = facilities
         .into_iter()
         .filter(|f| own_facility.as_ref().is_none_or(|own| own == &f.code))
@@ -64,35 +60,19 @@ pub async fn create(
 }
 
 /// Checks a registration request; every wrong field is named.
-pub fn validate(
-    body: &NewFacilityRequest,
-    node_region: RegionCode,
-) -> Result<NewFacility, ApiError> {
+pub fn validate(body: &NewFacilityRequest, node_region: RegionCode) -> Result<NewFacility, ApiError> {
     let mut errors = Vec::new();
     let code = FacilityCode::parse(&body.code)
-        .map_err(|e| {
-            errors.push(FieldProblem {
-                field: "code".into(),
-                message: e.to_string(),
-            })
-        })
+        .map_err(|e| errors.push(FieldProblem { field: "code".into(), message: e.to_string() }))
         .ok();
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        errors.push(FieldProblem {
-            field: "name".into(),
-            message: "must be 1 to 200 characters".into(),
-        });
+        errors.push(FieldProblem { field: "name".into(), message: "must be 1 to 200 characters".into() });
     }
     let kind = match &body.kind {
         None => Some(FacilityKind::Hospital),
         Some(kind) => FacilityKind::parse(kind)
-            .map_err(|e| {
-                errors.push(FieldProblem {
-                    field: "kind".into(),
-                    message: e.to_string(),
-                })
-            })
+            .map_err(|e| errors.push(FieldProblem { field: "kind".into(), message: e.to_string() }))
             .ok(),
     };
     let region = match &body.region {
@@ -102,28 +82,18 @@ pub fn validate(
             Ok(region) => {
                 errors.push(FieldProblem {
                     field: "region".into(),
-                    message: format!(
-                        "{region} lies outside this node's jurisdiction ({node_region})"
-                    ),
+                    message: format!("{region} lies outside this node's jurisdiction ({node_region})"),
                 });
                 None
             }
             Err(e) => {
-                errors.push(FieldProblem {
-                    field: "region".into(),
-                    message: e.to_string(),
-                });
+                errors.push(FieldProblem { field: "region".into(), message: e.to_string() });
                 None
             }
         },
     };
     match (code, kind, region) {
-        (Some(code), Some(kind), Some(region)) if errors.is_empty() => Ok(NewFacility {
-            code,
-            name,
-            kind,
-            region,
-        }),
+        (Some(code), Some(kind), Some(region)) if errors.is_empty() => Ok(NewFacility { code, name, kind, region }),
         _ => Err(ApiError::fields(errors)),
     }
 }

@@ -27,9 +27,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let store = state.store.clone();
     match web::block(move || store.ping()).await? {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
-        Err(error) => Err(ApiError::Unavailable(format!(
-            "database does not answer: {error}"
-        ))),
+        Err(error) => Err(ApiError::Unavailable(format!("database does not answer: {error}"))),
     }
 }
 
@@ -37,17 +35,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (open, idle) = state.store.pool_state();
-    state
-        .metrics
-        .pool
-        .with_label_values(&["open"])
-        .set(i64::from(open));
-    state
-        .metrics
-        .pool
-        .with_label_values(&["idle"])
-        .set(i64::from(idle));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+    state.metrics.pool.with_label_values(&["open"]).set(i64::from(open));
+    state.metrics.pool.with_label_values(&["idle"]).set(i64::from(idle));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

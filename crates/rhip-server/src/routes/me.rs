@@ -13,31 +13,16 @@ use rhip_store::AuditQuery;
 
 fn own_id(principal: &Principal) -> Result<String, ApiError> {
     principal.require(Permission::ReadOwnRecord)?;
-    principal
-        .claims
-        .person
-        .clone()
-        .ok_or_else(|| ApiError::Forbidden("token names no person".into()))
+    principal.claims.person.clone().ok_or_else(|| ApiError::Forbidden("token names no person".into()))
 }
 
 /// The resident's own person record, with the full citizen ID.
 #[utoipa::path(get, path = "/api/v1/me", tag = "me",
     responses((status = 200, body = rhip_api_types::PersonView), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
-pub async fn me(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
-    let (person, ()) = read_person(
-        &state,
-        principal,
-        id,
-        Permission::ReadOwnRecord,
-        "person",
-        |_, _| Ok(()),
-    )
-    .await?;
+    let (person, ()) = read_person(&state, principal, id, Permission::ReadOwnRecord, "person", |_, _| Ok(())).await?;
     Ok(HttpResponse::Ok().json(views::person(person, IdNumber::Full)))
 }
 
@@ -45,65 +30,35 @@ pub async fn me(
 #[utoipa::path(get, path = "/api/v1/me/ehr", tag = "me",
     responses((status = 200, body = ItemList<rhip_api_types::EhrEntryView>), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
-pub async fn ehr(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn ehr(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
-    let (_, entries) = read_person(
-        &state,
-        principal,
-        id,
-        Permission::ReadOwnRecord,
-        "ehr",
-        |tx, id| tx.ehr_entries_for(id, 1000),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: entries.into_iter().map(views::ehr_entry).collect(),
-        next: None,
-    }))
+    let (_, entries) =
+        read_person(&state, principal, id, Permission::ReadOwnRecord, "ehr", |tx, id| tx.ehr_entries_for(id, 1000))
+            .await?;
+    Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::ehr_entry).collect(), next: None }))
 }
 
 /// The resident's own documents.
 #[utoipa::path(get, path = "/api/v1/me/documents", tag = "me",
     responses((status = 200, body = ItemList<rhip_api_types::DocumentView>), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
-pub async fn documents(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn documents(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
-    let (_, documents) = read_person(
-        &state,
-        principal,
-        id,
-        Permission::ReadOwnRecord,
-        "documents",
-        |tx, id| tx.documents_for(id, 1000),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: documents.into_iter().map(views::document).collect(),
-        next: None,
-    }))
+    let (_, documents) =
+        read_person(&state, principal, id, Permission::ReadOwnRecord, "documents", |tx, id| tx.documents_for(id, 1000))
+            .await?;
+    Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))
 }
 
 /// Who accessed the resident's record (every audited read and refusal), newest first.
 #[utoipa::path(get, path = "/api/v1/me/access-log", tag = "me",
     responses((status = 200, body = ItemList<rhip_api_types::AuditEntryView>), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
-pub async fn access_log(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn access_log(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
     let entries = in_transaction(&state, move |tx| {
-        let entries = tx.query_audit(&AuditQuery {
-            person_id: Some(id.clone()),
-            limit: 1000,
-            ..AuditQuery::default()
-        })?;
+        let entries =
+            tx.query_audit(&AuditQuery { person_id: Some(id.clone()), limit: 1000, ..AuditQuery::default() })?;
         let mut entry = principal.audit("read", "access_log", "success");
         entry.person_id = Some(id);
         tx.append_audit(&entry)?;
@@ -111,8 +66,5 @@ pub async fn access_log(
     })
     .await?;
     state.metrics.audit_entries.inc();
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: entries.into_iter().map(views::audit_entry).collect(),
-        next: None,
-    }))
+    Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::audit_entry).collect(), next: None }))
 }

@@ -21,10 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/persons", web::get().to(persons::search))
                 .route("/persons/{empi_id}", web::get().to(persons::get))
                 .route("/persons/{empi_id}/ehr", web::get().to(persons::ehr))
-                .route(
-                    "/persons/{empi_id}/documents",
-                    web::get().to(persons::documents),
-                )
+                .route("/persons/{empi_id}/documents", web::get().to(persons::documents))
                 .route("/facilities", web::get().to(facilities::list))
                 .route("/facilities", web::post().to(facilities::create))
                 .route("/audit", web::get().to(audit::query))

@@ -35,16 +35,8 @@ pub struct SearchParams {
 impl SearchParams {
     fn validate(&self) -> Result<PersonQuery, ApiError> {
         let mut errors = Vec::new();
-        let mut query = PersonQuery {
-            limit: self.limit.unwrap_or(50),
-            ..PersonQuery::default()
-        };
-        let mut problem = |field: &str, message: String| {
-            errors.push(FieldProblem {
-                field: field.into(),
-                message,
-            })
-        };
+        let mut query = PersonQuery { limit: self.limit.unwrap_or(50), ..PersonQuery::default() };
+        let mut problem = |field: &str, message: String| errors.push(FieldProblem { field: field.into(), message });
         if let Some(value) = &self.id_number {
             match CitizenId::parse(value) {
                 Ok(id) => query.id_number = Some(id.as_str().to_string()),
@@ -60,10 +52,7 @@ impl SearchParams {
         if let Some(value) = &self.birth_date {
             match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
                 Ok(date) => query.birth_date = Some(date),
-                Err(_) => problem(
-                    "birth_date",
-                    format!("{value:?} is not a date in the form YYYY-MM-DD"),
-                ),
+                Err(_) => problem("birth_date", format!("{value:?} is not a date in the form YYYY-MM-DD")),
             }
         }
         if let Some(value) = &self.identifier {
@@ -107,24 +96,16 @@ pub async fn search(
     principal: Principal,
     params: web::Query<SearchParams>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Err(denied) = principal
-        .require(Permission::ReadPersons)
-        .and_then(|()| principal.scope())
-    {
+    if let Err(denied) = principal.require(Permission::ReadPersons).and_then(|()| principal.scope()) {
         return Err(deny_now(&state, &principal, "person", None, &denied.to_string()).await);
     }
     let query = params.validate()?;
     let scope = principal.scope()?;
     if let (Some(wanted), rhip_store::Scope::Region(allowed)) = (&query.home_region, &scope) {
         if !allowed.contains(wanted) {
-            return Err(deny_now(
-                &state,
-                &principal,
-                "persons",
-                None,
-                "home_region outside the caller's jurisdiction",
-            )
-            .await);
+            return Err(
+                deny_now(&state, &principal, "persons", None, "home_region outside the caller's jurisdiction").await
+            );
         }
     }
     let limit = query.limit;
@@ -144,17 +125,9 @@ pub async fn search(
         Ok(Ok(persons))
     })
     .await?;
-    state
-        .metrics
-        .audit_entries
-        .inc_by(found.len().max(1) as u64);
-    let next = (found.len() as i64 == limit)
-        .then(|| found.last().map(|p| p.id.clone()))
-        .flatten();
-    let items = found
-        .into_iter()
-        .map(|p| views::person(p, IdNumber::Masked))
-        .collect();
+    state.metrics.audit_entries.inc_by(found.len().max(1) as u64);
+    let next = (found.len() as i64 == limit).then(|| found.last().map(|p| p.id.clone())).flatten();
+    let items = found.into_iter().map(|p| views::person(p, IdNumber::Masked)).collect();
     Ok(HttpResponse::Ok().json(ItemList { items, next }))
 }
 
@@ -169,15 +142,8 @@ pub async fn get(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let person = read_person(
-        &state,
-        principal,
-        path.into_inner(),
-        Permission::ReadPersons,
-        "person",
-        |_, _| Ok(()),
-    )
-    .await?;
+    let person =
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "person", |_, _| Ok(())).await?;
     Ok(HttpResponse::Ok().json(views::person(person.0, IdNumber::Masked)))
 }
 
@@ -192,19 +158,11 @@ pub async fn ehr(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, entries) = read_person(
-        &state,
-        principal,
-        path.into_inner(),
-        Permission::ReadEhr,
-        "ehr",
-        |tx, id| tx.ehr_entries_for(id, 1000),
-    )
+    let (_, entries) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "ehr", |tx, id| {
+        tx.ehr_entries_for(id, 1000)
+    })
     .await?;
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: entries.into_iter().map(views::ehr_entry).collect(),
-        next: None,
-    }))
+    Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::ehr_entry).collect(), next: None }))
 }
 
 /// A person's document index entries, newest first.
@@ -218,19 +176,12 @@ pub async fn documents(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, documents) = read_person(
-        &state,
-        principal,
-        path.into_inner(),
-        Permission::ReadDocuments,
-        "documents",
-        |tx, id| tx.documents_for(id, 1000),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(ItemList {
-        items: documents.into_iter().map(views::document).collect(),
-        next: None,
-    }))
+    let (_, documents) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", |tx, id| {
+            tx.documents_for(id, 1000)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))
 }
 
 /// Reads one person and something of theirs under the caller's scope, and
@@ -248,33 +199,14 @@ where
     F: FnOnce(&mut Tx<'_>, &str) -> Result<T, rhip_store::StoreError> + Send + 'static,
 {
     if let Err(denied) = principal.require(permission) {
-        return Err(deny_now(
-            state,
-            &principal,
-            resource_type,
-            Some(empi_id),
-            &denied.to_string(),
-        )
-        .await);
+        return Err(deny_now(state, &principal, resource_type, Some(empi_id), &denied.to_string()).await);
     }
     if uuid::Uuid::parse_str(&empi_id).is_err() {
-        return Err(ApiError::field(
-            "empi_id",
-            format!("{empi_id:?} is not an EMPI id (UUID)"),
-        ));
+        return Err(ApiError::field("empi_id", format!("{empi_id:?} is not an EMPI id (UUID)")));
     }
     let scope = match principal.scope() {
         Ok(scope) => scope,
-        Err(denied) => {
-            return Err(deny_now(
-                state,
-                &principal,
-                resource_type,
-                Some(empi_id),
-                &denied.to_string(),
-            )
-            .await)
-        }
+        Err(denied) => return Err(deny_now(state, &principal, resource_type, Some(empi_id), &denied.to_string()).await),
     };
     state.metrics.audit_entries.inc();
     in_transaction(state, move |tx| {
@@ -293,9 +225,7 @@ where
                 entry.person_id = Some(empi_id.clone());
                 entry.detail = Some("outside the caller's scope".into());
                 tx.append_audit(&entry)?;
-                Ok(Err(ApiError::Forbidden(format!(
-                    "person {empi_id} is outside your jurisdiction"
-                ))))
+                Ok(Err(ApiError::Forbidden(format!("person {empi_id} is outside your jurisdiction"))))
             }
             Access::NotFound => {
                 entry.outcome = "not_found".into();

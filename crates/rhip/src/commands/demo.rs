@@ -11,8 +11,8 @@ use crate::Failure;
 use anyhow::Context;
 use chrono::{Duration, NaiveDate};
 use rhip_core::{
-    CitizenId, EhrEntryKind, EncounterType, FacilityCode, FacilityKind, Identifier,
-    PersonDemographics, RegionCode, Role, Sex,
+    CitizenId, EhrEntryKind, EncounterType, FacilityCode, FacilityKind, Identifier, PersonDemographics, RegionCode,
+    Role, Sex,
 };
 use rhip_server::{Application, Settings};
 use rhip_store::{NewDocument, NewEhrEntry, NewEncounter, NewFacility, NewPerson, Store};
@@ -32,10 +32,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     let (dir, _temporary) = match &args.dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("rhip-demo-")
-                .tempdir()
-                .context("create a temporary folder")?;
+            let temporary =
+                tempfile::Builder::new().prefix("rhip-demo-").tempdir().context("create a temporary folder")?;
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
@@ -53,7 +51,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     let resident = token(&settings, Role::Resident, Some(seeded.resident.clone()))?;
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
-        let api = format!("http://{}", app.api_address());
+        let api = app.api_url();
         print_guide(&dir, &api, &seeded, &commission, &auditor, &resident);
         if !args.once {
             app.run().await?;
@@ -61,14 +59,9 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         }
         let handle = app.handle();
         let server = actix_web::rt::spawn(app.run());
-        let tokens = Tokens {
-            commission,
-            auditor,
-            resident,
-        };
-        let checks = tokio::task::spawn_blocking(move || run_checks(&api, &tokens, &seeded))
-            .await
-            .context("run checks")?;
+        let tokens = Tokens { commission, auditor, resident };
+        let checks =
+            tokio::task::spawn_blocking(move || run_checks(&api, &tokens, &seeded)).await.context("run checks")?;
         handle.stop(true).await;
         server.await.context("server task")??;
         print_summary(&checks);
@@ -111,59 +104,27 @@ struct Seeded {
 fn seed(store: &Store) -> Result<Seeded, Failure> {
     let region = store.region();
     let neighbour = RegionCode::parse(NEIGHBOUR_REGION).map_err(|e| Failure::Runtime(e.into()))?;
-    let surnames: Vec<&str> = SURNAMES
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1))
-        .take(40)
-        .collect();
-    let given: Vec<(&str, &str)> = GIVEN_NAMES
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(','))
-        .collect();
+    let surnames: Vec<&str> = SURNAMES.lines().skip(1).filter_map(|l| l.split(',').nth(1)).take(40).collect();
+    let given: Vec<(&str, &str)> = GIVEN_NAMES.lines().skip(1).filter_map(|l| l.split_once(',')).collect();
     let result = store.write(|tx| {
-        let existing = tx.find_persons(
-            &rhip_store::Scope::Node,
-            &rhip_store::PersonQuery {
-                limit: 1000,
-                ..Default::default()
-            },
-        )?;
+        let existing =
+            tx.find_persons(&rhip_store::Scope::Node, &rhip_store::PersonQuery { limit: 1000, ..Default::default() })?;
         if !existing.is_empty() {
             return Ok(existing);
         }
         for (code, name, kind) in [
-            (
-                HOSPITAL,
-                "西湖区示范人民医院（演示）",
-                FacilityKind::Hospital,
-            ),
-            (
-                CLINIC,
-                "西湖区示范社区卫生服务中心（演示）",
-                FacilityKind::CommunityHealthCentre,
-            ),
+            (HOSPITAL, "西湖区示范人民医院（演示）", FacilityKind::Hospital),
+            (CLINIC, "西湖区示范社区卫生服务中心（演示）", FacilityKind::CommunityHealthCentre),
         ] {
-            let code = FacilityCode::parse(code)
-                .map_err(|e| rhip_store::StoreError::Corrupt(e.to_string()))?;
-            tx.insert_facility(&NewFacility {
-                code,
-                name: name.into(),
-                kind,
-                region,
-            })?;
+            let code = FacilityCode::parse(code).map_err(|e| rhip_store::StoreError::Corrupt(e.to_string()))?;
+            tx.insert_facility(&NewFacility { code, name: name.into(), kind, region })?;
         }
         let mut created = Vec::new();
         for n in 0..8u16 {
             let male = n % 2 == 0;
             let home = if n == 7 { neighbour } else { region };
-            let birth = NaiveDate::from_ymd_opt(
-                1950 + i32::from(n) * 9,
-                1 + u32::from(n % 12),
-                3 + u32::from(n),
-            )
-            .unwrap_or_default();
+            let birth = NaiveDate::from_ymd_opt(1950 + i32::from(n) * 9, 1 + u32::from(n % 12), 3 + u32::from(n))
+                .unwrap_or_default();
             // Sequence parity decides sex in GB 11643: odd for men.
             let id = CitizenId::generate(home, birth, 100 + n * 2 + u16::from(male));
             let given_name = given
@@ -171,11 +132,7 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
                 .filter(|(_, sex)| *sex == if male { "male" } else { "female" })
                 .nth(usize::from(n) * 3)
                 .map_or("明", |(name, _)| name);
-            let name = format!(
-                "{}{}",
-                surnames.get(usize::from(n) * 5).unwrap_or(&"王"),
-                given_name
-            );
+            let name = format!("{}{}", surnames.get(usize::from(n) * 5).unwrap_or(&"王"), given_name);
             let demographics = PersonDemographics {
                 name,
                 sex: if male { Sex::Male } else { Sex::Female },
@@ -192,11 +149,8 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
                     type_code: Some("MR".into()),
                 }],
             };
-            let person = tx.insert_person(&NewPerson {
-                non_resident: home != region,
-                home_region: home,
-                demographics,
-            })?;
+            let person =
+                tx.insert_person(&NewPerson { non_resident: home != region, home_region: home, demographics })?;
             let start = chrono::Utc::now().naive_utc() - Duration::days(i64::from(n) * 30 + 3);
             let encounter = tx.insert_encounter(&NewEncounter {
                 person_id: person.id.clone(),
@@ -246,16 +200,11 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
         Ok(created)
     });
     let persons = result.map_err(|e| Failure::Runtime(e.into()))?;
-    let first = persons
-        .first()
-        .ok_or_else(|| Failure::Runtime(anyhow::anyhow!("demo seed made no persons")))?;
+    let first = persons.first().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("demo seed made no persons")))?;
     let other = persons.get(1).unwrap_or(first);
     Ok(Seeded {
         persons: persons.len(),
-        residents_here: persons
-            .iter()
-            .filter(|p| p.home_region == region.as_str())
-            .count(),
+        residents_here: persons.iter().filter(|p| p.home_region == region.as_str()).count(),
         resident: first.id.clone(),
         other_person: other.id.clone(),
         resident_id_number: first.id_number.clone().unwrap_or_default(),
@@ -280,20 +229,13 @@ fn sample_document(person: &str, time: &str) -> String {
     )
 }
 
-fn print_guide(
-    dir: &std::path::Path,
-    api: &str,
-    seeded: &Seeded,
-    commission: &str,
-    auditor: &str,
-    resident: &str,
-) {
-    println!(
-        "RHIP demo: county node {DEMO_REGION} (Xihu district, Hangzhou) in {}",
-        dir.display()
-    );
+fn print_guide(dir: &std::path::Path, api: &str, seeded: &Seeded, commission: &str, auditor: &str, resident: &str) {
+    println!("RHIP demo: county node {DEMO_REGION} (Xihu district, Hangzhou) in {}", dir.display());
     println!("  API        {api}   (OpenAPI {api}/api/openapi.json, health {api}/healthz, metrics {api}/metrics)");
-    println!("  Data       {} synthetic persons ({} resident here), 2 facilities, encounters, EHR entries, 1 document", seeded.persons, seeded.residents_here);
+    println!(
+        "  Data       {} synthetic persons ({} resident here), 2 facilities, encounters, EHR entries, 1 document",
+        seeded.persons, seeded.residents_here
+    );
     println!();
     println!("Try (a county commission searching its residents):");
     println!("  curl -H 'Authorization: Bearer {commission}' '{api}/api/v1/persons?home_region={DEMO_REGION}'");
@@ -302,10 +244,7 @@ fn print_guide(
     println!("  commission {commission}");
     println!("  auditor    {auditor}");
     println!("  resident   {resident}");
-    println!(
-        "             (EMPI {}; try {api}/api/v1/me/ehr and {api}/api/v1/me/access-log)",
-        seeded.resident
-    );
+    println!("             (EMPI {}; try {api}/api/v1/me/ehr and {api}/api/v1/me/access-log)", seeded.resident);
 }
 
 struct Tokens {
@@ -328,21 +267,13 @@ fn run_checks(api: &str, tokens: &Tokens, seeded: &Seeded) -> Vec<Check> {
         }
         match request.call() {
             Ok(response) => (response.status(), response.into_json().unwrap_or_default()),
-            Err(ureq::Error::Status(status, response)) => {
-                (status, response.into_json().unwrap_or_default())
-            }
+            Err(ureq::Error::Status(status, response)) => (status, response.into_json().unwrap_or_default()),
             Err(error) => (0, serde_json::json!({ "error": error.to_string() })),
         }
     };
     let count = |body: &serde_json::Value| body["items"].as_array().map_or(0, Vec::len);
     let mut checks = Vec::new();
-    let mut check = |name, passed, detail: String| {
-        checks.push(Check {
-            name,
-            passed,
-            detail,
-        })
-    };
+    let mut check = |name, passed, detail: String| checks.push(Check { name, passed, detail });
 
     let (status, body) = get("/healthz", None);
     check(
@@ -351,68 +282,35 @@ fn run_checks(api: &str, tokens: &Tokens, seeded: &Seeded) -> Vec<Check> {
         format!("{status} {}", body["tier"]),
     );
 
-    let (status, body) = get(
-        &format!("/api/v1/persons?home_region={DEMO_REGION}"),
-        Some(&tokens.commission),
-    );
+    let (status, body) = get(&format!("/api/v1/persons?home_region={DEMO_REGION}"), Some(&tokens.commission));
     check(
         "commission finds its county's residents",
         status == 200 && count(&body) == seeded.residents_here,
-        format!(
-            "{status}, {} of {} persons",
-            count(&body),
-            seeded.residents_here
-        ),
+        format!("{status}, {} of {} persons", count(&body), seeded.residents_here),
     );
 
-    let (status, body) = get(
-        &format!("/api/v1/persons?id_number={}", seeded.resident_id_number),
-        Some(&tokens.commission),
-    );
+    let (status, body) =
+        get(&format!("/api/v1/persons?id_number={}", seeded.resident_id_number), Some(&tokens.commission));
     check(
         "search by citizen ID finds one person",
         status == 200 && count(&body) == 1,
         format!("{status}, {} found", count(&body)),
     );
 
-    let (status, body) = get(
-        "/api/v1/persons?id_number=330106199901011234",
-        Some(&tokens.commission),
-    );
-    check(
-        "an invalid citizen ID is refused with 422",
-        status == 422,
-        format!("{status} {}", body["detail"]),
-    );
+    let (status, body) = get("/api/v1/persons?id_number=330106199901011234", Some(&tokens.commission));
+    check("an invalid citizen ID is refused with 422", status == 422, format!("{status} {}", body["detail"]));
 
     let (status, body) = get("/api/v1/me/ehr", Some(&tokens.resident));
-    check(
-        "resident reads own EHR",
-        status == 200 && count(&body) > 0,
-        format!("{status}, {} entries", count(&body)),
-    );
+    check("resident reads own EHR", status == 200 && count(&body) > 0, format!("{status}, {} entries", count(&body)));
 
-    let (status, _) = get(
-        &format!("/api/v1/persons/{}", seeded.other_person),
-        Some(&tokens.resident),
-    );
-    check(
-        "resident is refused another person's record",
-        status == 403,
-        format!("{status}"),
-    );
+    let (status, _) = get(&format!("/api/v1/persons/{}", seeded.other_person), Some(&tokens.resident));
+    check("resident is refused another person's record", status == 403, format!("{status}"));
 
     let (status, _) = get("/api/v1/persons", Some("forged.token.value"));
-    check(
-        "a forged token is refused with 401",
-        status == 401,
-        format!("{status}"),
-    );
+    check("a forged token is refused with 401", status == 401, format!("{status}"));
 
     let (status, body) = get("/api/v1/me/access-log", Some(&tokens.resident));
-    let commission_seen = body["items"]
-        .as_array()
-        .is_some_and(|items| items.iter().any(|e| e["role"] == "commission"));
+    let commission_seen = body["items"].as_array().is_some_and(|items| items.iter().any(|e| e["role"] == "commission"));
     check(
         "resident sees the commission's access in the log",
         status == 200 && commission_seen,
@@ -432,12 +330,7 @@ fn print_summary(checks: &[Check]) {
     println!();
     println!("{:<52} {:<6} detail", "check", "result");
     for c in checks {
-        println!(
-            "{:<52} {:<6} {}",
-            c.name,
-            if c.passed { "PASS" } else { "FAIL" },
-            c.detail
-        );
+        println!("{:<52} {:<6} {}", c.name, if c.passed { "PASS" } else { "FAIL" }, c.detail);
     }
     let passed = checks.iter().filter(|c| c.passed).count();
     println!("{passed}/{} checks passed", checks.len());

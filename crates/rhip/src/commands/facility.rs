@@ -38,15 +38,9 @@ pub fn add(args: &FacilityAddArgs) -> Result<(), Failure> {
             other => Failure::Runtime(other.into()),
         })?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&rhip_server::views::facility(record)).context("encode")?
-        );
+        println!("{}", serde_json::to_string(&rhip_server::views::facility(record)).context("encode")?);
     } else {
-        println!(
-            "registered {} {} ({}, region {})",
-            record.code, record.name, record.kind, record.region
-        );
+        println!("registered {} {} ({}, region {})", record.code, record.name, record.kind, record.region);
     }
     Ok(())
 }
@@ -55,24 +49,13 @@ pub fn add(args: &FacilityAddArgs) -> Result<(), Failure> {
 pub fn list(args: &FacilityListArgs) -> Result<(), Failure> {
     let settings = super::load_settings(&args.config)?;
     let store = super::open_store(&settings)?;
-    let facilities = store
-        .read(|tx| tx.list_facilities(None))
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    let facilities = store.read(|tx| tx.list_facilities(None)).map_err(|e| Failure::Runtime(e.into()))?;
     if args.json {
-        let items: Vec<_> = facilities
-            .into_iter()
-            .map(rhip_server::views::facility)
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "items": items })).context("encode")?
-        );
+        let items: Vec<_> = facilities.into_iter().map(rhip_server::views::facility).collect();
+        println!("{}", serde_json::to_string(&serde_json::json!({ "items": items })).context("encode")?);
     } else {
         for f in facilities {
-            println!(
-                "{}\t{}\t{}\t{}\t{}",
-                f.code, f.region, f.kind, f.status, f.name
-            );
+            println!("{}\t{}\t{}\t{}\t{}", f.code, f.region, f.kind, f.status, f.name);
         }
     }
     Ok(())

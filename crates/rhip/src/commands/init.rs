@@ -6,8 +6,7 @@ use crate::Failure;
 use anyhow::Context;
 use rhip_core::RegionCode;
 use rhip_server::settings::{
-    ApiSettings, AuthSettings, DatabaseSettings, KeySettings, MllpSettings, NodeSettings,
-    ScheduleSettings,
+    ApiSettings, AuthSettings, DatabaseSettings, KeySettings, MllpSettings, NodeSettings, ScheduleSettings,
 };
 use rhip_server::Settings;
 use std::net::{SocketAddr, TcpListener};
@@ -30,32 +29,15 @@ pub struct Initialised {
 
 /// Runs `rhip init`.
 pub fn run(args: &InitArgs) -> Result<(), Failure> {
-    let region =
-        RegionCode::parse(&args.region).map_err(|e| Failure::usage(format!("--region: {e}")))?;
-    let made = initialise(
-        region,
-        &args.dir,
-        args.db.as_deref(),
-        args.parent.as_deref(),
-    )?;
+    let region = RegionCode::parse(&args.region).map_err(|e| Failure::usage(format!("--region: {e}")))?;
+    let made = initialise(region, &args.dir, args.db.as_deref(), args.parent.as_deref())?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&made).context("encode summary")?
-        );
+        println!("{}", serde_json::to_string(&made).context("encode summary")?);
     } else {
-        println!(
-            "wrote {} for node {} ({})",
-            made.config.display(),
-            made.region,
-            made.tier
-        );
+        println!("wrote {} for node {} ({})", made.config.display(), made.region, made.tier);
         println!("api  {}", made.api);
         println!("mllp {}", made.mllp);
-        println!(
-            "start it with: rhip serve --config {}",
-            made.config.display()
-        );
+        println!("start it with: rhip serve --config {}", made.config.display());
     }
     Ok(())
 }
@@ -69,60 +51,38 @@ pub fn initialise(
 ) -> Result<Initialised, Failure> {
     let config = dir.join("node.toml");
     if config.exists() {
-        return Err(Failure::usage(format!(
-            "{} already exists; choose another --dir",
-            config.display()
-        )));
+        return Err(Failure::usage(format!("{} already exists; choose another --dir", config.display())));
     }
     if let Some(url) = db {
-        let parsed = rhip_store::DatabaseUrl::parse(url)
-            .map_err(|e| Failure::usage(format!("--db: {e}")))?;
+        let parsed = rhip_store::DatabaseUrl::parse(url).map_err(|e| Failure::usage(format!("--db: {e}")))?;
         if parsed.backend() != rhip_store::Backend::Postgres {
-            return Err(Failure::usage(
-                "--db: expected a postgres:// URL (the default is the embedded SQLite)",
-            ));
+            return Err(Failure::usage("--db: expected a postgres:// URL (the default is the embedded SQLite)"));
         }
     }
     if let Some(url) = parent {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Failure::usage(format!(
-                "--parent: {url:?} is not an http(s) URL"
-            )));
+            return Err(Failure::usage(format!("--parent: {url:?} is not an http(s) URL")));
         }
     }
-    std::fs::create_dir_all(dir.join("keys"))
-        .with_context(|| format!("create {}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("data"))
-        .with_context(|| format!("create {}/data", dir.display()))?;
+    std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("data")).with_context(|| format!("create {}/data", dir.display()))?;
     let (_, pem) = rhip_auth::NodeKey::generate().context("generate signing key")?;
     write_private(&dir.join("keys/signing.pem"), &pem)?;
     let api = free_port()?;
     let mllp = free_port()?;
     let settings = Settings {
-        node: NodeSettings {
-            region,
-            name: None,
-            parent: parent.map(str::to_string),
-        },
+        node: NodeSettings { region, name: None, parent: parent.map(str::to_string) },
         database: DatabaseSettings {
             url: db.map_or_else(|| "sqlite://data/rhip.db".to_string(), str::to_string),
             pool_size: 8,
         },
-        api: ApiSettings {
-            listen: api,
-            workers: None,
-            shutdown_timeout_secs: 30,
-        },
+        api: ApiSettings { listen: api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
         mllp: Some(MllpSettings { listen: mllp }),
-        keys: KeySettings {
-            signing_key: PathBuf::from("keys/signing.pem"),
-        },
+        keys: KeySettings { signing_key: PathBuf::from("keys/signing.pem") },
         auth: AuthSettings::default(),
         schedules: ScheduleSettings::default(),
     };
-    let text = settings
-        .to_toml()
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("render config: {e}")))?;
+    let text = settings.to_toml().map_err(|e| Failure::Runtime(anyhow::anyhow!("render config: {e}")))?;
     let header = format!(
         "# RHIP node {} ({}, {}) written by `rhip init`.\n# Start with: rhip serve --config {}\n\n",
         region,
@@ -130,8 +90,7 @@ pub fn initialise(
         region.name().unwrap_or(""),
         config.display()
     );
-    std::fs::write(&config, header + &text)
-        .with_context(|| format!("write {}", config.display()))?;
+    std::fs::write(&config, header + &text).with_context(|| format!("write {}", config.display()))?;
     Ok(Initialised {
         region: region.as_str().to_string(),
         tier: region.tier().as_str().to_string(),
@@ -154,10 +113,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("write {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("create {}", path.display()))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

@@ -33,17 +33,10 @@ fn load_settings(path: &Path) -> Result<Settings, Failure> {
 
 /// Opens a node's store without migrating (for `migrate` itself).
 fn open_store_unmigrated(settings: &Settings) -> Result<rhip_store::Store, Failure> {
-    let options = rhip_store::StoreOptions {
-        pool_size: 2,
-        ..rhip_store::StoreOptions::default()
-    };
-    rhip_store::Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| {
-        match e {
-            rhip_store::StoreError::Config(_) | rhip_store::StoreError::Unreachable { .. } => {
-                Failure::Usage(e.to_string())
-            }
-            other => Failure::Runtime(other.into()),
-        }
+    let options = rhip_store::StoreOptions { pool_size: 2, ..rhip_store::StoreOptions::default() };
+    rhip_store::Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| match e {
+        rhip_store::StoreError::Config(_) | rhip_store::StoreError::Unreachable { .. } => Failure::Usage(e.to_string()),
+        other => Failure::Runtime(other.into()),
     })
 }
 

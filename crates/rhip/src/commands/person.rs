@@ -7,8 +7,7 @@ use crate::cli::PersonImportArgs;
 use crate::Failure;
 use anyhow::Context;
 use rhip_core::{
-    home_region_for, CitizenId, Ethnicity, Identifier, MaritalStatus, PersonDemographics,
-    RegionCode, Sex,
+    home_region_for, CitizenId, Ethnicity, Identifier, MaritalStatus, PersonDemographics, RegionCode, Sex,
 };
 use rhip_store::{NewAuditEntry, NewPerson, StoreError};
 use serde::Deserialize;
@@ -42,21 +41,12 @@ pub fn import(args: &PersonImportArgs) -> Result<(), Failure> {
         if line.trim().is_empty() {
             continue;
         }
-        let at = |message: String| {
-            Failure::usage(format!(
-                "{} line {}: {message}",
-                args.file.display(),
-                index + 1
-            ))
-        };
+        let at = |message: String| Failure::usage(format!("{} line {}: {message}", args.file.display(), index + 1));
         let parsed: ImportLine = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
         persons.push(to_new_person(parsed, node).map_err(at)?);
     }
     if persons.is_empty() {
-        return Err(Failure::usage(format!(
-            "{} holds no persons",
-            args.file.display()
-        )));
+        return Err(Failure::usage(format!("{} holds no persons", args.file.display())));
     }
     let store = super::open_store(&settings)?;
     let created = store
@@ -71,31 +61,21 @@ pub fn import(args: &PersonImportArgs) -> Result<(), Failure> {
                 action: "import".into(),
                 resource_type: "person".into(),
                 outcome: "success".into(),
-                detail: Some(format!(
-                    "{} persons from {}",
-                    created.len(),
-                    args.file.display()
-                )),
+                detail: Some(format!("{} persons from {}", created.len(), args.file.display())),
                 ..NewAuditEntry::default()
             })?;
             Ok(created)
         })
         .map_err(|e| match e {
-            StoreError::Conflict(message) => Failure::Usage(format!(
-                "{}: {message}; nothing imported",
-                args.file.display()
-            )),
+            StoreError::Conflict(message) => {
+                Failure::Usage(format!("{}: {message}; nothing imported", args.file.display()))
+            }
             other => Failure::Runtime(other.into()),
         })?;
     if args.json {
-        let ids: Vec<_> = created
-            .iter()
-            .map(|p| serde_json::json!({"empi_id": p.id, "home_region": p.home_region}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "items": ids })).context("encode")?
-        );
+        let ids: Vec<_> =
+            created.iter().map(|p| serde_json::json!({"empi_id": p.id, "home_region": p.home_region})).collect();
+        println!("{}", serde_json::to_string(&serde_json::json!({ "items": ids })).context("encode")?);
     } else {
         println!("imported {} persons", created.len());
     }
@@ -108,9 +88,7 @@ fn to_new_person(line: ImportLine, node: RegionCode) -> Result<NewPerson, String
         value: Option<String>,
         parse: impl Fn(&str) -> Result<T, E>,
     ) -> Result<Option<T>, String> {
-        value
-            .map(|v| parse(&v).map_err(|e| format!("{name}: {e}")))
-            .transpose()
+        value.map(|v| parse(&v).map_err(|e| format!("{name}: {e}"))).transpose()
     }
     let id_number = field("id_number", line.id_number, CitizenId::parse)?;
     let sex = field("sex", line.sex, Sex::from_code)?;
@@ -123,9 +101,7 @@ fn to_new_person(line: ImportLine, node: RegionCode) -> Result<NewPerson, String
     let demographics = PersonDemographics {
         name: line.name.trim().to_string(),
         // Without a stated sex, the citizen ID's parity tells it.
-        sex: sex
-            .or_else(|| id_number.as_ref().map(CitizenId::sex))
-            .unwrap_or(Sex::Unknown),
+        sex: sex.or_else(|| id_number.as_ref().map(CitizenId::sex)).unwrap_or(Sex::Unknown),
         birth_date: birth_date.or_else(|| id_number.as_ref().map(CitizenId::birth_date)),
         ethnicity: field("ethnicity", line.ethnicity, Ethnicity::parse)?,
         marital_status: field("marital_status", line.marital_status, MaritalStatus::parse)?,
@@ -136,22 +112,10 @@ fn to_new_person(line: ImportLine, node: RegionCode) -> Result<NewPerson, String
         id_number,
     };
     demographics.validate().map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ")
+        errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
     })?;
     let home_region = home_region.unwrap_or_else(|| {
-        home_region_for(
-            demographics.address_region.as_ref(),
-            demographics.id_number.as_ref(),
-            &node,
-        )
+        home_region_for(demographics.address_region.as_ref(), demographics.id_number.as_ref(), &node)
     });
-    Ok(NewPerson {
-        non_resident: !node.contains(&home_region),
-        home_region,
-        demographics,
-    })
+    Ok(NewPerson { non_resident: !node.contains(&home_region), home_region, demographics })
 }

@@ -11,11 +11,7 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         // One line on stdout when ready, for operators and scripts.
-        println!(
-            "rhip node {region} ({}) ready: api http://{}",
-            region.tier(),
-            app.api_address()
-        );
+        println!("rhip node {region} ({}) ready: api {}", region.tier(), app.api_url());
         tracing::info!(region = %region, api = %app.api_address(), "node ready");
         app.run().await?;
         Ok(())
@@ -27,22 +23,11 @@ pub fn migrate(config: &Path) -> Result<(), Failure> {
     let settings = super::load_settings(config)?;
     let store = super::open_store_unmigrated(&settings)?;
     let applied = store.migrate().map_err(|e| Failure::Runtime(e.into()))?;
-    store
-        .write(|tx| tx.bind_node_region())
-        .map_err(|e| Failure::Usage(format!("{}: {e}", store.redacted_url())))?;
+    store.write(|tx| tx.bind_node_region()).map_err(|e| Failure::Usage(format!("{}: {e}", store.redacted_url())))?;
     if applied.is_empty() {
-        println!(
-            "database {} ({}) was already at the latest schema",
-            store.redacted_url(),
-            store.backend().as_str()
-        );
+        println!("database {} ({}) was already at the latest schema", store.redacted_url(), store.backend().as_str());
     } else {
-        println!(
-            "database {} ({}): applied {}",
-            store.redacted_url(),
-            store.backend().as_str(),
-            applied.join(", ")
-        );
+        println!("database {} ({}): applied {}", store.redacted_url(), store.backend().as_str(), applied.join(", "));
     }
     Ok(())
 }

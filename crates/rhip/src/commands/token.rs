@@ -14,8 +14,7 @@ use rhip_store::{Access, Scope};
 pub fn run(args: &TokenArgs) -> Result<(), Failure> {
     let settings = super::load_settings(&args.config)?;
     let role = Role::parse(&args.role).map_err(|e| Failure::usage(format!("--role: {e}")))?;
-    let ttl =
-        humantime::parse_duration(&args.ttl).map_err(|e| Failure::usage(format!("--ttl: {e}")))?;
+    let ttl = humantime::parse_duration(&args.ttl).map_err(|e| Failure::usage(format!("--ttl: {e}")))?;
     let request = TokenRequest {
         role,
         region: args.region.clone(),
@@ -48,10 +47,7 @@ pub struct TokenRequest {
 pub fn mint(settings: &Settings, request: &TokenRequest) -> Result<String, Failure> {
     let node = settings.node.region;
     if request.ttl > settings.max_token_ttl() {
-        return Err(Failure::usage(format!(
-            "--ttl: longer than auth.max_token_ttl ({})",
-            settings.auth.max_token_ttl
-        )));
+        return Err(Failure::usage(format!("--ttl: longer than auth.max_token_ttl ({})", settings.auth.max_token_ttl)));
     }
     if request.ttl.is_zero() {
         return Err(Failure::usage("--ttl: must be longer than zero"));
@@ -59,8 +55,7 @@ pub fn mint(settings: &Settings, request: &TokenRequest) -> Result<String, Failu
     let role = request.role;
     let region = match (&request.region, role) {
         (Some(region), _) => {
-            let region =
-                RegionCode::parse(region).map_err(|e| Failure::usage(format!("--region: {e}")))?;
+            let region = RegionCode::parse(region).map_err(|e| Failure::usage(format!("--region: {e}")))?;
             if !node.contains(&region) {
                 return Err(Failure::usage(format!(
                     "--region: {region} lies outside this node's jurisdiction ({node})"
@@ -74,25 +69,13 @@ pub fn mint(settings: &Settings, request: &TokenRequest) -> Result<String, Failu
     let needs_facility = matches!(role, Role::Clinician | Role::HospitalSystem);
     let needs_person = role == Role::Resident;
     match (&request.facility, needs_facility) {
-        (None, true) => {
-            return Err(Failure::usage(format!(
-                "--facility is required for role {role}"
-            )))
-        }
-        (Some(_), false) => {
-            return Err(Failure::usage(format!(
-                "--facility does not apply to role {role}"
-            )))
-        }
+        (None, true) => return Err(Failure::usage(format!("--facility is required for role {role}"))),
+        (Some(_), false) => return Err(Failure::usage(format!("--facility does not apply to role {role}"))),
         _ => {}
     }
     match (&request.person, needs_person) {
         (None, true) => return Err(Failure::usage("--person is required for role resident")),
-        (Some(_), false) => {
-            return Err(Failure::usage(format!(
-                "--person does not apply to role {role}"
-            )))
-        }
+        (Some(_), false) => return Err(Failure::usage(format!("--person does not apply to role {role}"))),
         _ => {}
     }
     if needs_facility || needs_person {
@@ -100,14 +83,11 @@ pub fn mint(settings: &Settings, request: &TokenRequest) -> Result<String, Failu
     }
     let key = rhip_server::load_key(settings)?;
     let now = chrono::Utc::now().timestamp();
-    let sub = request
-        .sub
-        .clone()
-        .unwrap_or_else(|| match (&request.facility, &request.person) {
-            (Some(facility), _) => format!("{role}@{facility}"),
-            (_, Some(person)) => format!("resident:{person}"),
-            _ => format!("{role}@{}", region.unwrap_or(node)),
-        });
+    let sub = request.sub.clone().unwrap_or_else(|| match (&request.facility, &request.person) {
+        (Some(facility), _) => format!("{role}@{facility}"),
+        (_, Some(person)) => format!("resident:{person}"),
+        _ => format!("{role}@{}", region.unwrap_or(node)),
+    });
     let claims = Claims {
         sub,
         role,
@@ -126,9 +106,7 @@ pub fn mint(settings: &Settings, request: &TokenRequest) -> Result<String, Failu
 fn check_subject_exists(settings: &Settings, request: &TokenRequest) -> Result<(), Failure> {
     let store = super::open_store(settings)?;
     if let Some(code) = &request.facility {
-        let found = store
-            .read(|tx| tx.get_facility(code))
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        let found = store.read(|tx| tx.get_facility(code)).map_err(|e| Failure::Runtime(e.into()))?;
         if found.is_none() {
             return Err(Failure::usage(format!(
                 "--facility: {code} is not registered at this node (rhip facility add)"
@@ -137,17 +115,11 @@ fn check_subject_exists(settings: &Settings, request: &TokenRequest) -> Result<(
     }
     if let Some(person) = &request.person {
         if uuid::Uuid::parse_str(person).is_err() {
-            return Err(Failure::usage(format!(
-                "--person: {person:?} is not an EMPI id (UUID)"
-            )));
+            return Err(Failure::usage(format!("--person: {person:?} is not an EMPI id (UUID)")));
         }
-        let found = store
-            .read(|tx| tx.get_person(&Scope::Node, person))
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        let found = store.read(|tx| tx.get_person(&Scope::Node, person)).map_err(|e| Failure::Runtime(e.into()))?;
         if !matches!(found, Access::Granted(_)) {
-            return Err(Failure::usage(format!(
-                "--person: no person {person} at this node"
-            )));
+            return Err(Failure::usage(format!("--person: no person {person} at this node")));
         }
     }
     Ok(())
