@@ -264,5 +264,6 @@ fn readyz_reports_a_lost_database() {
     let answer = server.get("/readyz", None);
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.content_type, "application/problem+json");
+    assert!(!answer.text.contains("5432"), "no connection details to the public: {}", answer.text);
     assert_eq!(server.get("/healthz", None).status, 200);
 }

@@ -125,7 +125,11 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::NotFound(message) => ApiError::NotFound(message),
-            StoreError::Unreachable { .. } | StoreError::Pool(_) => ApiError::Unavailable(error.to_string()),
+            StoreError::Unreachable { .. } | StoreError::Pool(_) => {
+                // The driver's words name hosts and databases: log them, answer plainly.
+                tracing::error!(%error, "database unavailable");
+                ApiError::Unavailable("the database does not answer; try again later".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

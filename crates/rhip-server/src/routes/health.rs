@@ -27,7 +27,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let store = state.store.clone();
     match web::block(move || store.ping()).await? {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
-        Err(error) => Err(ApiError::Unavailable(format!("database does not answer: {error}"))),
+        Err(error) => Err(error.into()),
     }
 }
 
