@@ -6,4 +6,5 @@
 mod api;
 mod auth;
 mod cli;
+mod hl7;
 mod storage;

@@ -131,6 +131,9 @@ impl NodeDir {
         api.insert("listen".into(), "127.0.0.1:0".into());
         api.insert("workers".into(), 1.into());
         api.insert("shutdown_timeout_secs".into(), 5.into());
+        if let Some(mllp) = doc.get_mut("mllp").and_then(|m| m.as_table_mut()) {
+            mllp.insert("listen".into(), "127.0.0.1:0".into());
+        }
         doc["database"].as_table_mut().unwrap().insert("pool_size".into(), 4.into());
         std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
         Some(NodeDir { dir, config, region: region.into(), db })
@@ -193,16 +196,22 @@ impl NodeDir {
             let _ = child.kill();
             panic!("node {} did not report ready", self.region)
         });
-        let api =
-            line.split("api ").nth(1).unwrap_or_else(|| panic!("unexpected ready line {line:?}")).trim().to_string();
-        Node { child, api }
+        let api = word_after(&line, "api ").unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+        let mllp = word_after(&line, "mllp ");
+        Node { child, api, mllp }
     }
+}
+
+fn word_after(line: &str, marker: &str) -> Option<String> {
+    line.split(marker).nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_string)
 }
 
 /// A running node process; killed when dropped.
 pub struct Node {
     pub child: Child,
     pub api: String,
+    /// `HOST:PORT` of the MLLP listener.
+    pub mllp: Option<String>,
 }
 
 impl Node {
@@ -309,4 +318,97 @@ macro_rules! both_backends {
             $( #[test] fn $name() { $body($crate::Backend::Postgres) } )*
         }
     };
+}
+
+/// An MLLP connection to a node, for tests that speak HL7 v2 as a hospital would.
+pub struct Mllp {
+    stream: std::net::TcpStream,
+    deframer: rhip_hl7::mllp::Deframer,
+}
+
+impl Mllp {
+    pub fn connect(address: &str) -> Mllp {
+        let stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Mllp { stream, deframer: rhip_hl7::mllp::Deframer::new(16 << 20) }
+    }
+
+    /// Sends raw bytes (framing included or not) without waiting.
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one message framed and returns its ACK as text.
+    pub fn send(&mut self, message: &[u8]) -> Ack {
+        self.write_raw(&rhip_hl7::mllp::frame(message));
+        self.read_ack().expect("an ACK")
+    }
+
+    /// Reads the next ACK; `None` when the node closed the connection.
+    pub fn read_ack(&mut self) -> Option<Ack> {
+        use std::io::Read;
+        let mut buffer = [0u8; 8192];
+        loop {
+            let count = match self.stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return None,
+                Ok(count) => count,
+            };
+            if let Some(rhip_hl7::mllp::FrameEvent::Message(ack)) =
+                self.deframer.push(&buffer[..count]).into_iter().next()
+            {
+                return Some(Ack::parse(&ack));
+            }
+        }
+    }
+}
+
+/// An ACK, read back.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub bytes: Vec<u8>,
+    pub text: String,
+}
+
+impl Ack {
+    pub fn parse(bytes: &[u8]) -> Ack {
+        Ack { bytes: bytes.to_vec(), text: String::from_utf8_lossy(bytes).into_owned() }
+    }
+
+    /// Fields of each `id` segment, split by the ACK's own field separator.
+    fn segment(&self, id: &str) -> Vec<Vec<String>> {
+        let separator = self.text.chars().nth(3).unwrap_or('|');
+        self.text
+            .split('\r')
+            .filter(|s| s.starts_with(id))
+            .map(|s| s.split(separator).map(str::to_string).collect())
+            .collect()
+    }
+
+    /// MSA-1: AA, AE or AR.
+    pub fn code(&self) -> String {
+        self.segment("MSA").first().and_then(|f| f.get(1).cloned()).unwrap_or_default()
+    }
+
+    /// MSA-2: the control id it answers.
+    pub fn control_id(&self) -> String {
+        self.segment("MSA").first().and_then(|f| f.get(2).cloned()).unwrap_or_default()
+    }
+
+    /// ERR-8 texts (what a person reads).
+    pub fn errors_text(&self) -> Vec<String> {
+        self.segment("ERR").iter().map(|f| f.get(8).cloned().unwrap_or_default()).collect()
+    }
+
+    /// ERR-2 locations and ERR-3 codes, e.g. ("PID^1^3^1^1", "102").
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.segment("ERR")
+            .iter()
+            .map(|f| {
+                let location = f.get(2).cloned().unwrap_or_default();
+                let code = f.get(3).and_then(|c| c.split('^').next()).unwrap_or_default().to_string();
+                (location, code)
+            })
+            .collect()
+    }
 }

@@ -224,3 +224,139 @@ pub struct FieldProblem {
     /// What was wrong with it.
     pub message: String,
 }
+
+/// A received HL7 message or document and what became of it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionView {
+    /// Submission id (also MSH-10 of the ACK).
+    pub id: String,
+    /// `mllp` or `http`.
+    pub channel: String,
+    /// `hl7v2`.
+    pub kind: String,
+    /// Sending facility (MSH-4).
+    pub sending_facility: String,
+    /// Message control id (MSH-10).
+    pub control_id: String,
+    /// Message type, e.g. `ADT^A01`.
+    pub message_type: Option<String>,
+    /// HL7 version.
+    pub version: Option<String>,
+    /// When it arrived (UTC).
+    pub received_at: NaiveDateTime,
+    /// `AA`, `AE` or `AR`.
+    pub outcome: String,
+    /// What was wrong, one entry per ERR segment of the ACK.
+    pub errors: Vec<serde_json::Value>,
+    /// The person it was about.
+    pub person: Option<String>,
+}
+
+/// Counts of a region and its subtree.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsSummary {
+    /// The region counted.
+    pub region: String,
+    /// Active persons whose home region lies in the subtree.
+    pub persons: i64,
+    /// Encounters at facilities of the subtree.
+    pub encounters: i64,
+    /// Documents held by facilities of the subtree.
+    pub documents: i64,
+    /// EHR entries of the subtree's residents.
+    pub ehr_entries: i64,
+    /// Submissions accepted from facilities of the subtree.
+    pub submissions_accepted: i64,
+    /// Submissions refused (AE, AR) from facilities of the subtree.
+    pub submissions_rejected: i64,
+}
+
+/// An encounter (visit or stay) with its diagnoses.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EncounterView {
+    /// Encounter id.
+    pub id: String,
+    /// Facility code.
+    pub facility: String,
+    /// The facility's visit number.
+    pub visit_number: String,
+    /// `outpatient`, `inpatient`, `emergency`, ...
+    pub encounter_type: String,
+    /// `planned`, `in_progress`, `finished`, `cancelled`.
+    pub status: String,
+    /// Admission or visit start (UTC).
+    pub admitted_at: Option<NaiveDateTime>,
+    /// Discharge or visit end (UTC).
+    pub discharged_at: Option<NaiveDateTime>,
+    /// Department.
+    pub department: Option<String>,
+    /// Current location (point of care/room/bed).
+    pub location: Option<String>,
+    /// Location before the last transfer.
+    pub prior_location: Option<String>,
+    /// Attending clinician.
+    pub attending: Option<String>,
+    /// Diagnoses.
+    pub diagnoses: Vec<DiagnosisView>,
+}
+
+/// A coded diagnosis.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DiagnosisView {
+    /// Coding system, e.g. `ICD10`.
+    pub system: String,
+    /// Code.
+    pub code: String,
+    /// Text.
+    pub display: Option<String>,
+    /// Admitting (`A`), working (`W`) or final (`F`).
+    pub r#type: Option<String>,
+    /// When diagnosed (UTC).
+    pub diagnosed_at: Option<NaiveDateTime>,
+}
+
+/// A lab or exam result.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ObservationView {
+    /// Result id.
+    pub id: String,
+    /// Report (order) it belongs to.
+    pub report: Option<String>,
+    /// Coding system of the test, e.g. `LN`.
+    pub system: String,
+    /// Test code.
+    pub code: String,
+    /// Test name.
+    pub display: Option<String>,
+    /// Value as sent.
+    pub value: Option<String>,
+    /// HL7 value type.
+    pub value_type: Option<String>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Reference range.
+    pub reference_range: Option<String>,
+    /// Abnormal flags (`H`, `L`, `N`, ...).
+    pub abnormal_flag: Option<String>,
+    /// Result status (`F` final, `C` corrected, `P` preliminary).
+    pub status: String,
+    /// When observed (UTC).
+    pub observed_at: Option<NaiveDateTime>,
+}
+
+/// A person merge.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MergeView {
+    /// Merge id (to undo it).
+    pub id: String,
+    /// The person that remains.
+    pub survivor: String,
+    /// The person merged into it.
+    pub merged: String,
+    /// Who asked for it.
+    pub actor: String,
+    /// When (UTC).
+    pub merged_at: NaiveDateTime,
+    /// When it was undone (UTC).
+    pub undone_at: Option<NaiveDateTime>,
+}

@@ -22,6 +22,12 @@ pub enum Permission {
     WriteFacilities,
     /// Read the audit log.
     ReadAudit,
+    /// Submit HL7 messages and documents for one's facility.
+    SubmitRecords,
+    /// List received submissions (a hospital its own, a commission its region's).
+    ReadSubmissions,
+    /// Read counts of a region.
+    ReadStats,
 }
 
 /// Whether `role` may perform `permission` (within its scope).
@@ -36,6 +42,9 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         ReadFacilities => matches!(role, Commission | Auditor | NodeAdmin | HospitalSystem | Clinician),
         WriteFacilities => matches!(role, NodeAdmin),
         ReadAudit => matches!(role, Auditor),
+        SubmitRecords => matches!(role, HospitalSystem),
+        ReadSubmissions => matches!(role, HospitalSystem | Commission | NodeAdmin),
+        ReadStats => matches!(role, Commission),
     }
 }
 

@@ -37,6 +37,7 @@ pub struct Application {
     server: Server,
     api_address: SocketAddr,
     scheme: &'static str,
+    mllp: Option<crate::mllp::MllpListener>,
     state: AppState,
     settings: Settings,
 }
@@ -117,7 +118,14 @@ impl Application {
             None => server.listen(listener).context("start HTTP listener")?,
         };
         let scheme = if settings.api.tls_cert.is_some() { "https" } else { "http" };
-        Ok(Application { server: server.run(), api_address, scheme, state, settings })
+        let mllp = match &settings.mllp {
+            Some(mllp) => Some(
+                crate::mllp::MllpListener::bind(mllp)
+                    .map_err(|e| StartError::Config(format!("cannot listen for MLLP on {}: {e}", mllp.listen)))?,
+            ),
+            None => None,
+        };
+        Ok(Application { server: server.run(), api_address, scheme, mllp, state, settings })
     }
 
     /// The API's base URL, `http://` or `https://` as configured.
@@ -140,10 +148,26 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+    /// The MLLP listener's address, when one is configured.
+    pub fn mllp_address(&self) -> Option<SocketAddr> {
+        self.mllp.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
+    /// messages.
     pub async fn run(self) -> anyhow::Result<()> {
         let scheduler = jobs::start(&self.settings, self.state.clone()).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mllp = self.mllp.map(|listener| tokio::spawn(listener.serve(self.state.clone(), stopped)));
         let result = self.server.await.context("HTTP server");
+        let _ = stop.send(true);
+        if let Some(mllp) = mllp {
+            match mllp.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "MLLP listener failed"),
+                Err(error) => tracing::warn!(%error, "MLLP listener task failed"),
+            }
+        }
         jobs::stop(scheduler).await;
         tracing::info!("node stopped");
         result

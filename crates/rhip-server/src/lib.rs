@@ -6,8 +6,10 @@
 pub mod app;
 pub mod blocking;
 pub mod error;
+pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod mllp;
 pub mod principal;
 pub mod routes;
 pub mod settings;

@@ -19,6 +19,10 @@ pub struct Metrics {
     pub records: IntGaugeVec,
     /// Pool connections, by state (`open`, `idle`).
     pub pool: IntGaugeVec,
+    /// HL7 v2 messages answered, by channel and ACK code.
+    pub hl7_messages: IntCounterVec,
+    /// Open MLLP connections.
+    pub mllp_connections: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -38,6 +42,9 @@ impl Metrics {
         let audit_entries = IntCounter::new("audit_entries_total", "Audit entries written by the API")?;
         let records = IntGaugeVec::new(Opts::new("records", "Rows stored, by table"), &["table"])?;
         let pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
+        let hl7_messages =
+            IntCounterVec::new(Opts::new("hl7_messages_total", "HL7 v2 messages answered"), &["channel", "ack"])?;
+        let mllp_connections = prometheus::IntGauge::new("mllp_connections", "Open MLLP connections")?;
         let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(http_requests.clone()))?;
@@ -46,7 +53,18 @@ impl Metrics {
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(build))?;
-        Ok(Metrics { registry, http_requests, http_duration, audit_entries, records, pool })
+        registry.register(Box::new(hl7_messages.clone()))?;
+        registry.register(Box::new(mllp_connections.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            audit_entries,
+            records,
+            pool,
+            hl7_messages,
+            mllp_connections,
+        })
     }
 
     /// Renders the registry in the Prometheus text format.

@@ -20,7 +20,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The HTTP API listener.
     pub api: ApiSettings,
-    /// The HL7 v2 MLLP listener address (served from the HL7 ingest release on).
+    /// The HL7 v2 MLLP listener; none means HL7 arrives over HTTP only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mllp: Option<MllpSettings>,
     /// Key material.
@@ -79,12 +79,43 @@ pub struct ApiSettings {
     pub tls_key: Option<PathBuf>,
 }
 
-/// MLLP listener.
+/// MLLP listener for HL7 v2.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MllpSettings {
-    /// Address to listen on.
+    /// Address to listen on; port 0 picks a free port (printed at start).
     pub listen: SocketAddr,
+    /// Seconds a connection may stay silent before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Largest message accepted, in bytes; a larger frame is answered with AR.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most connections served at once; more wait in the accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl MllpSettings {
+    /// Settings for `listen` with every default.
+    pub fn on(listen: SocketAddr) -> MllpSettings {
+        MllpSettings {
+            listen,
+            idle_timeout_secs: default_idle_timeout(),
+            max_message_bytes: default_max_message_bytes(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_idle_timeout() -> u64 {
+    300
+}
+fn default_max_message_bytes() -> usize {
+    4 << 20
+}
+fn default_max_connections() -> usize {
+    512
 }
 
 /// Key material of the node.

@@ -1,8 +1,14 @@
 //! Turning stored records into API shapes; the one place that decides what
 //! leaves the node (a citizen ID is masked unless residents read their own).
 
-use rhip_api_types::{AuditEntryView, DocumentView, EhrEntryView, FacilityView, IdentifierView, PersonView};
-use rhip_store::{AuditRecord, DocumentIndexRecord, EhrEntryRecord, FacilityRecord, PersonRecord};
+use rhip_api_types::{
+    AuditEntryView, DiagnosisView, DocumentView, EhrEntryView, EncounterView, FacilityView, IdentifierView, MergeView,
+    ObservationView, PersonView,
+};
+use rhip_store::{
+    AuditRecord, DiagnosisRecord, DocumentIndexRecord, EhrEntryRecord, EncounterRecord, FacilityRecord, MergeRecord,
+    ObservationRecord, PersonRecord,
+};
 
 /// Whether a person view shows the full citizen ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +110,65 @@ pub fn audit_entry(record: AuditRecord) -> AuditEntryView {
         http_status: record.http_status,
         request_id: record.request_id,
         detail: record.detail,
+    }
+}
+
+/// An encounter with the diagnoses (from `diagnoses`) that belong to it.
+pub fn encounter(record: EncounterRecord, diagnoses: &[DiagnosisRecord]) -> EncounterView {
+    let own = diagnoses
+        .iter()
+        .filter(|d| d.encounter_id == record.id)
+        .map(|d| DiagnosisView {
+            system: d.code_system.clone(),
+            code: d.code.clone(),
+            display: d.display.clone(),
+            r#type: d.diagnosis_type.clone(),
+            diagnosed_at: d.diagnosed_at,
+        })
+        .collect();
+    EncounterView {
+        id: record.id,
+        facility: record.facility_code,
+        visit_number: record.visit_number,
+        encounter_type: record.encounter_type,
+        status: record.status,
+        admitted_at: record.admitted_at,
+        discharged_at: record.discharged_at,
+        department: record.department,
+        location: record.location,
+        prior_location: record.prior_location,
+        attending: record.attending,
+        diagnoses: own,
+    }
+}
+
+/// A result as the API shows it.
+pub fn observation(record: ObservationRecord) -> ObservationView {
+    ObservationView {
+        id: record.id,
+        report: record.report_id,
+        system: record.code_system,
+        code: record.code,
+        display: record.display,
+        value: record.value,
+        value_type: record.value_type,
+        unit: record.unit,
+        reference_range: record.reference_range,
+        abnormal_flag: record.abnormal_flag,
+        status: record.status,
+        observed_at: record.observed_at,
+    }
+}
+
+/// A merge as the API shows it.
+pub fn merge(record: MergeRecord) -> MergeView {
+    MergeView {
+        id: record.id,
+        survivor: record.survivor_id,
+        merged: record.merged_id,
+        actor: record.actor,
+        merged_at: record.merged_at,
+        undone_at: record.undone_at,
     }
 }
 

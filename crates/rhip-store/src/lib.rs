@@ -15,22 +15,34 @@ mod changes;
 mod conn;
 mod error;
 mod facilities;
+mod ingest;
+mod linking;
+mod merges;
 mod meta;
 mod migrate;
 mod persons;
 mod records;
 pub mod schema;
 mod scope;
+mod stats;
 
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
+pub use diesel::result::Error as DieselError;
 pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
+pub use ingest::{NewSubmission, SubmissionQuery, SubmissionRecord};
+pub use linking::{DemographicsChange, LinkRule, Linked};
+pub use merges::{MergeRecord, Moved};
 pub use meta::Counts;
 pub use persons::{NewPerson, PersonQuery, PersonRecord};
-pub use records::{DocumentIndexRecord, EhrEntryRecord, EncounterRecord, NewDocument, NewEhrEntry, NewEncounter};
+pub use records::{
+    DiagnosisRecord, DocumentIndexRecord, EhrEntryRecord, EncounterChanges, EncounterRecord, NewDiagnosis, NewDocument,
+    NewEhrEntry, NewEncounter, NewObservation, ObservationRecord,
+};
 pub use scope::{Access, Scope};
+pub use stats::RegionCounts;
 
 use diesel::Connection;
 use rhip_core::{HlcTimestamp, HybridClock, RegionCode};
@@ -142,6 +154,19 @@ impl Tx<'_> {
     /// The region of the node that owns this database.
     pub fn node_region(&self) -> RegionCode {
         self.inner.region
+    }
+
+    /// Serialises transactions about one key (a facility's patient) until
+    /// this transaction ends, so their messages apply in arrival order. On
+    /// SQLite the single writer already does this.
+    pub fn lock_for(&mut self, key: &str) -> Result<(), StoreError> {
+        use diesel::RunQueryDsl;
+        if let DbConn::Pg(conn) = &mut *self.conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(key)
+                .execute(conn)?;
+        }
+        Ok(())
     }
 
     /// A fresh hybrid-logical-clock timestamp for a write made here.

@@ -3,7 +3,7 @@
 //! Uniqueness (citizen ID; assigning authority + local identifier) is held by
 //! unique keys, so concurrent inserts of one person cannot make two.
 
-use crate::schema::{encounters, person_identifiers, persons};
+use crate::schema::{encounters, person_identifiers, persons, submissions};
 use crate::{Access, Scope, StoreError, Tx};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -24,27 +24,27 @@ pub struct NewPerson {
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = persons)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-struct PersonRow {
-    id: String,
-    home_region: String,
-    name: String,
-    sex: String,
-    birth_date: Option<NaiveDate>,
-    id_number: Option<String>,
-    ethnicity: Option<String>,
-    marital_status: Option<String>,
-    phone: Option<String>,
-    address_region: Option<String>,
-    address_line: Option<String>,
-    household_id: Option<String>,
-    household_relation: Option<String>,
-    non_resident: bool,
-    status: String,
-    merged_into: Option<String>,
-    origin_region: String,
-    hlc: String,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct PersonRow {
+    pub(crate) id: String,
+    pub(crate) home_region: String,
+    pub(crate) name: String,
+    pub(crate) sex: String,
+    pub(crate) birth_date: Option<NaiveDate>,
+    pub(crate) id_number: Option<String>,
+    pub(crate) ethnicity: Option<String>,
+    pub(crate) marital_status: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) address_region: Option<String>,
+    pub(crate) address_line: Option<String>,
+    pub(crate) household_id: Option<String>,
+    pub(crate) household_relation: Option<String>,
+    pub(crate) non_resident: bool,
+    pub(crate) status: String,
+    pub(crate) merged_into: Option<String>,
+    pub(crate) origin_region: String,
+    pub(crate) hlc: String,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 /// A stored person with their identifiers.
@@ -231,6 +231,11 @@ impl Tx<'_> {
                         person_identifiers::table
                             .filter(person_identifiers::system.eq(code.clone()))
                             .select(person_identifiers::person_id),
+                    ))
+                    .or(persons::id.nullable().eq_any(
+                        submissions::table
+                            .filter(submissions::sending_facility.eq(code.clone()))
+                            .select(submissions::person_id),
                     )),
             ),
         };
@@ -298,7 +303,12 @@ impl Tx<'_> {
                     .filter(person_identifiers::system.eq(code))
                     .count()
                     .get_result(self.conn)?;
-                encounters_here + identifiers_here > 0
+                let submissions_here: i64 = submissions::table
+                    .filter(submissions::person_id.eq(person_id))
+                    .filter(submissions::sending_facility.eq(code))
+                    .count()
+                    .get_result(self.conn)?;
+                encounters_here + identifiers_here + submissions_here > 0
             }
         })
     }

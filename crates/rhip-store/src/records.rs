@@ -59,6 +59,8 @@ pub struct EncounterRecord {
     pub attending: Option<String>,
     /// Node where it was recorded.
     pub source_region: String,
+    /// Location before the last transfer.
+    pub prior_location: Option<String>,
     /// Hybrid-logical-clock time of the last change.
     pub hlc: String,
     /// First stored.
@@ -198,6 +200,7 @@ impl Tx<'_> {
             location: None,
             attending: None,
             source_region: self.node_region().as_str().to_string(),
+            prior_location: None,
             hlc: self.tick().encode(),
             created_at: now,
             updated_at: now,
@@ -304,5 +307,278 @@ impl Tx<'_> {
             .first(self.conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))
+    }
+}
+
+/// Changes to an encounter sent by a later message.
+#[derive(Clone, Debug, Default)]
+pub struct EncounterChanges {
+    /// New status.
+    pub status: Option<String>,
+    /// Encounter type (class) if sent.
+    pub encounter_type: Option<EncounterType>,
+    /// Admission time if sent.
+    pub admitted_at: Option<NaiveDateTime>,
+    /// Discharge time: `Some(None)` clears it (a cancelled discharge).
+    pub discharged_at: Option<Option<NaiveDateTime>>,
+    /// Department if sent.
+    pub department: Option<String>,
+    /// Location if sent.
+    pub location: Option<String>,
+    /// Prior location if sent.
+    pub prior_location: Option<String>,
+    /// Attending clinician if sent.
+    pub attending: Option<String>,
+}
+
+/// A diagnosis of an encounter.
+#[derive(Clone, Debug)]
+pub struct NewDiagnosis {
+    /// The encounter.
+    pub encounter_id: String,
+    /// The patient.
+    pub person_id: String,
+    /// Coding system (`ICD10`, ...).
+    pub code_system: String,
+    /// Code.
+    pub code: String,
+    /// Text.
+    pub display: Option<String>,
+    /// Admitting, working, final.
+    pub diagnosis_type: Option<String>,
+    /// When diagnosed.
+    pub diagnosed_at: Option<NaiveDateTime>,
+}
+
+/// A result (lab or exam observation).
+#[derive(Clone, Debug)]
+pub struct NewObservation {
+    /// The patient.
+    pub person_id: String,
+    /// The encounter, when known.
+    pub encounter_id: Option<String>,
+    /// The report (order) it belongs to.
+    pub report_id: Option<String>,
+    /// Coding system of the test.
+    pub code_system: String,
+    /// Test code.
+    pub code: String,
+    /// Test name.
+    pub display: Option<String>,
+    /// Value as text.
+    pub value: Option<String>,
+    /// HL7 value type (NM, ST, CE, ...).
+    pub value_type: Option<String>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Reference range.
+    pub reference_range: Option<String>,
+    /// Abnormal flags.
+    pub abnormal_flag: Option<String>,
+    /// Result status (F, C, P, ...).
+    pub status: String,
+    /// When observed.
+    pub observed_at: Option<NaiveDateTime>,
+    /// The submission that brought it.
+    pub submission_id: Option<String>,
+}
+
+/// A stored observation.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = crate::schema::observations)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ObservationRecord {
+    /// Id.
+    pub id: String,
+    /// The patient.
+    pub person_id: String,
+    /// The encounter.
+    pub encounter_id: Option<String>,
+    /// The report.
+    pub report_id: Option<String>,
+    /// Coding system.
+    pub code_system: String,
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub display: Option<String>,
+    /// Value.
+    pub value: Option<String>,
+    /// Value type.
+    pub value_type: Option<String>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Reference range.
+    pub reference_range: Option<String>,
+    /// Abnormal flags.
+    pub abnormal_flag: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Observed at.
+    pub observed_at: Option<NaiveDateTime>,
+}
+
+/// A stored diagnosis.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = crate::schema::diagnoses)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct DiagnosisRecord {
+    /// Id.
+    pub id: String,
+    /// Encounter.
+    pub encounter_id: String,
+    /// Patient.
+    pub person_id: String,
+    /// Coding system.
+    pub code_system: String,
+    /// Code.
+    pub code: String,
+    /// Text.
+    pub display: Option<String>,
+    /// Type.
+    pub diagnosis_type: Option<String>,
+    /// When.
+    pub diagnosed_at: Option<NaiveDateTime>,
+}
+
+impl Tx<'_> {
+    /// The encounter a facility knows by this visit number.
+    pub fn find_encounter(
+        &mut self,
+        facility_code: &str,
+        visit_number: &str,
+    ) -> Result<Option<EncounterRecord>, StoreError> {
+        Ok(encounters::table
+            .filter(encounters::facility_code.eq(facility_code))
+            .filter(encounters::visit_number.eq(visit_number))
+            .select(EncounterRecord::as_select())
+            .first(self.conn)
+            .optional()?)
+    }
+
+    /// Applies a later message's changes to an encounter and records the change.
+    pub fn update_encounter(&mut self, id: &str, changes: &EncounterChanges) -> Result<EncounterRecord, StoreError> {
+        let current: EncounterRecord =
+            encounters::table.find(id).select(EncounterRecord::as_select()).first(self.conn)?;
+        let hlc = self.tick().encode();
+        diesel::update(encounters::table.find(id))
+            .set((
+                encounters::status.eq(changes.status.clone().unwrap_or(current.status)),
+                encounters::encounter_type
+                    .eq(changes.encounter_type.map_or(current.encounter_type, |t| t.as_str().to_string())),
+                encounters::admitted_at.eq(changes.admitted_at.or(current.admitted_at)),
+                encounters::discharged_at.eq(changes.discharged_at.unwrap_or(current.discharged_at)),
+                encounters::department.eq(changes.department.clone().or(current.department)),
+                encounters::location.eq(changes.location.clone().or(current.location)),
+                encounters::prior_location.eq(changes.prior_location.clone().or(current.prior_location)),
+                encounters::attending.eq(changes.attending.clone().or(current.attending)),
+                encounters::hlc.eq(&hlc),
+                encounters::updated_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        let record: EncounterRecord =
+            encounters::table.find(id).select(EncounterRecord::as_select()).first(self.conn)?;
+        let home = self.home_region_of(&record.person_id)?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.record_change("encounter", id, "update", Some((&record.person_id, &home)), &hlc, &payload)?;
+        Ok(record)
+    }
+
+    /// Stores an encounter with its location details (from a submission).
+    pub fn insert_encounter_with(
+        &mut self,
+        new: &NewEncounter,
+        changes: &EncounterChanges,
+    ) -> Result<EncounterRecord, StoreError> {
+        let record = self.insert_encounter(new)?;
+        if changes.location.is_some() || changes.attending.is_some() || changes.prior_location.is_some() {
+            diesel::update(encounters::table.find(&record.id))
+                .set((
+                    encounters::location.eq(&changes.location),
+                    encounters::prior_location.eq(&changes.prior_location),
+                    encounters::attending.eq(&changes.attending),
+                ))
+                .execute(self.conn)?;
+        }
+        Ok(encounters::table.find(&record.id).select(EncounterRecord::as_select()).first(self.conn)?)
+    }
+
+    /// Stores a diagnosis unless the encounter already has the same code and type.
+    pub fn insert_diagnosis(&mut self, new: &NewDiagnosis) -> Result<bool, StoreError> {
+        use crate::schema::diagnoses;
+        let mut same = diagnoses::table
+            .filter(diagnoses::encounter_id.eq(&new.encounter_id))
+            .filter(diagnoses::code_system.eq(&new.code_system))
+            .filter(diagnoses::code.eq(&new.code))
+            .into_boxed();
+        same = match &new.diagnosis_type {
+            Some(kind) => same.filter(diagnoses::diagnosis_type.eq(kind.clone())),
+            None => same.filter(diagnoses::diagnosis_type.is_null()),
+        };
+        let existing: i64 = same.count().get_result(self.conn)?;
+        if existing > 0 {
+            return Ok(false);
+        }
+        diesel::insert_into(diagnoses::table)
+            .values((
+                diagnoses::id.eq(rhip_core::new_id().to_string()),
+                diagnoses::encounter_id.eq(&new.encounter_id),
+                diagnoses::person_id.eq(&new.person_id),
+                diagnoses::code_system.eq(&new.code_system),
+                diagnoses::code.eq(&new.code),
+                diagnoses::display.eq(&new.display),
+                diagnoses::diagnosis_type.eq(&new.diagnosis_type),
+                diagnoses::diagnosed_at.eq(new.diagnosed_at),
+                diagnoses::created_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        Ok(true)
+    }
+
+    /// Stores a result.
+    pub fn insert_observation(&mut self, new: &NewObservation) -> Result<(), StoreError> {
+        use crate::schema::observations;
+        diesel::insert_into(observations::table)
+            .values((
+                observations::id.eq(rhip_core::new_id().to_string()),
+                observations::person_id.eq(&new.person_id),
+                observations::encounter_id.eq(&new.encounter_id),
+                observations::report_id.eq(&new.report_id),
+                observations::code_system.eq(&new.code_system),
+                observations::code.eq(&new.code),
+                observations::display.eq(&new.display),
+                observations::value.eq(&new.value),
+                observations::value_type.eq(&new.value_type),
+                observations::unit.eq(&new.unit),
+                observations::reference_range.eq(&new.reference_range),
+                observations::abnormal_flag.eq(&new.abnormal_flag),
+                observations::status.eq(&new.status),
+                observations::observed_at.eq(new.observed_at),
+                observations::created_at.eq(crate::now()),
+                observations::submission_id.eq(&new.submission_id),
+            ))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// A person's results, newest first.
+    pub fn observations_for(&mut self, person_id: &str, limit: i64) -> Result<Vec<ObservationRecord>, StoreError> {
+        use crate::schema::observations;
+        Ok(observations::table
+            .filter(observations::person_id.eq(person_id))
+            .order((observations::observed_at.desc(), observations::id.desc()))
+            .limit(limit.clamp(1, 10_000))
+            .select(ObservationRecord::as_select())
+            .load(self.conn)?)
+    }
+
+    /// Diagnoses of a person, newest first.
+    pub fn diagnoses_for(&mut self, person_id: &str) -> Result<Vec<DiagnosisRecord>, StoreError> {
+        use crate::schema::diagnoses;
+        Ok(diagnoses::table
+            .filter(diagnoses::person_id.eq(person_id))
+            .order(diagnoses::created_at.desc())
+            .select(DiagnosisRecord::as_select())
+            .load(self.conn)?)
     }
 }

@@ -91,6 +91,7 @@ diesel::table! {
         location -> Nullable<Text>,
         attending -> Nullable<Text>,
         source_region -> Text,
+        prior_location -> Nullable<Text>,
         hlc -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -154,6 +155,7 @@ diesel::table! {
         status -> Text,
         observed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        submission_id -> Nullable<Text>,
     }
 }
 
@@ -230,6 +232,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Archive of every received HL7 message or document, raw, with its answer.
+    submissions (id) {
+        id -> Text,
+        channel -> Text,
+        kind -> Text,
+        sending_facility -> Text,
+        control_id -> Text,
+        message_type -> Nullable<Text>,
+        version -> Nullable<Text>,
+        dedup_key -> Nullable<Text>,
+        region -> Nullable<Text>,
+        received_at -> Timestamp,
+        outcome -> Text,
+        errors -> Nullable<Text>,
+        person_id -> Nullable<Text>,
+        raw -> Binary,
+        ack -> Binary,
+        z_segments -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Linking decisions left to a person.
+    review_queue (id) {
+        id -> Text,
+        person_id -> Text,
+        candidate_id -> Nullable<Text>,
+        reason -> Text,
+        submission_id -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Person merges with what moved, so they can be undone.
+    person_merges (id) {
+        id -> Text,
+        survivor_id -> Text,
+        merged_id -> Text,
+        submission_id -> Nullable<Text>,
+        actor -> Text,
+        moved -> Text,
+        merged_at -> Timestamp,
+        undone_at -> Nullable<Timestamp>,
+        undone_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(person_identifiers -> persons (person_id));
 diesel::joinable!(encounters -> persons (person_id));
 diesel::joinable!(diagnoses -> encounters (encounter_id));
@@ -250,4 +302,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     change_log,
     audit_log,
     users,
+    submissions,
+    review_queue,
+    person_merges,
 );

@@ -12,7 +12,7 @@ pub enum Scope {
     Node,
     /// A region and its subtree (commissions, auditors).
     Region(RegionCode),
-    /// Patients with an encounter at, or an identifier assigned by, a facility.
+    /// Patients with an encounter at, an identifier assigned by, or a submission from a facility.
     Facility(String),
     /// One person (a resident reading their own record).
     Person(String),

@@ -29,6 +29,12 @@ pub enum Command {
     /// Manage the demographic index.
     #[command(subcommand)]
     Person(PersonCommand),
+    /// HL7 v2 tools for operators.
+    #[command(subcommand)]
+    Hl7(Hl7Command),
+    /// Measure this machine: HL7 parsing, MLLP ingest against a running node.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Start a demo county node with sample persons and print how to query it.
     Demo(DemoArgs),
 }
@@ -146,6 +152,19 @@ pub struct FacilityListArgs {
 pub enum PersonCommand {
     /// Load persons from a JSON-lines file into the DID, all or nothing.
     Import(PersonImportArgs),
+    /// Undo a person merge (ADT^A40): move back what it moved.
+    Unmerge(PersonUnmergeArgs),
+}
+
+/// `rhip person unmerge`.
+#[derive(Debug, Args)]
+pub struct PersonUnmergeArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Merge id (from `GET /api/v1/persons/{empi_id}/merges`).
+    #[arg(long, value_name = "ID")]
+    pub merge: String,
 }
 
 /// `rhip person import`.
@@ -161,6 +180,64 @@ pub struct PersonImportArgs {
     /// Print the created persons (EMPI id per input line) as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `rhip hl7 …`.
+#[derive(Debug, Subcommand)]
+pub enum Hl7Command {
+    /// Send HL7 v2 messages over MLLP and print each ACK.
+    Send(Hl7SendArgs),
+}
+
+/// `rhip hl7 send`.
+#[derive(Debug, Args)]
+pub struct Hl7SendArgs {
+    /// The node's MLLP address, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// Seconds to wait for each ACK.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Files with one message each, or several separated by blank lines.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `rhip bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time the HL7 v2 reader on synthetic admissions, in process.
+    Parse(BenchParseArgs),
+    /// Send synthetic admissions to a running node over MLLP and time the ACKs.
+    Mllp(BenchMllpArgs),
+}
+
+/// `rhip bench parse`.
+#[derive(Debug, Args)]
+pub struct BenchParseArgs {
+    /// How many messages.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+}
+
+/// `rhip bench mllp`.
+#[derive(Debug, Args)]
+pub struct BenchMllpArgs {
+    /// The node's MLLP address, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// A facility registered at that node (MSH-4 of the messages).
+    #[arg(long)]
+    pub facility: String,
+    /// How many messages in all.
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: u64,
+    /// How many connections send at once.
+    #[arg(long, default_value_t = 1)]
+    pub connections: u64,
+    /// Run label in control ids and MRNs (default: from the clock), so runs do not collide.
+    #[arg(long)]
+    pub run: Option<String>,
 }
 
 /// `rhip demo`.

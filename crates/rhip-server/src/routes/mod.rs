@@ -4,9 +4,12 @@
 pub mod audit;
 pub mod facilities;
 pub mod health;
+pub mod hl7v2;
 pub mod me;
 pub mod openapi;
 pub mod persons;
+pub mod stats;
+pub mod submissions;
 
 use actix_web::web;
 
@@ -22,9 +25,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/persons/{empi_id}", web::get().to(persons::get))
                 .route("/persons/{empi_id}/ehr", web::get().to(persons::ehr))
                 .route("/persons/{empi_id}/documents", web::get().to(persons::documents))
+                .route("/persons/{empi_id}/encounters", web::get().to(persons::encounters))
+                .route("/persons/{empi_id}/observations", web::get().to(persons::observations))
+                .route("/persons/{empi_id}/merges", web::get().to(persons::merges))
                 .route("/facilities", web::get().to(facilities::list))
                 .route("/facilities", web::post().to(facilities::create))
                 .route("/audit", web::get().to(audit::query))
+                .route("/hl7v2", web::post().to(hl7v2::submit))
+                .route("/submissions", web::get().to(submissions::list))
+                .route("/stats/summary", web::get().to(stats::summary))
                 .route("/me", web::get().to(me::me))
                 .route("/me/ehr", web::get().to(me::ehr))
                 .route("/me/documents", web::get().to(me::documents))

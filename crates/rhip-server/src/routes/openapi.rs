@@ -12,14 +12,18 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::health::healthz, super::health::readyz, super::health::metrics,
         super::persons::search, super::persons::get, super::persons::ehr, super::persons::documents,
+        super::persons::encounters, super::persons::observations, super::persons::merges,
         super::facilities::list, super::facilities::create,
         super::audit::query,
+        super::hl7v2::submit, super::submissions::list, super::stats::summary,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
     ),
     components(schemas(
         rhip_api_types::Health, rhip_api_types::PersonView, rhip_api_types::IdentifierView, rhip_api_types::EhrEntryView,
         rhip_api_types::DocumentView, rhip_api_types::FacilityView, rhip_api_types::NewFacilityRequest,
         rhip_api_types::AuditEntryView, rhip_api_types::Problem, rhip_api_types::FieldProblem,
+        rhip_api_types::SubmissionView, rhip_api_types::StatsSummary, rhip_api_types::EncounterView,
+        rhip_api_types::DiagnosisView, rhip_api_types::ObservationView, rhip_api_types::MergeView,
     )),
     modifiers(&BearerAuth),
 )]

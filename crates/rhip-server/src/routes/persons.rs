@@ -257,3 +257,60 @@ pub(crate) async fn deny_now(
         Err(error) => error,
     }
 }
+
+/// A person's encounters with their diagnoses, newest first.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/encounters", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::EncounterView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn encounters(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, (encounters, diagnoses)) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "encounters", |tx, id| {
+            Ok((tx.encounters_for(id)?, tx.diagnoses_for(id)?))
+        })
+        .await?;
+    let items = encounters.into_iter().map(|e| views::encounter(e, &diagnoses)).collect();
+    Ok(HttpResponse::Ok().json(ItemList { items, next: None }))
+}
+
+/// A person's lab and exam results, newest first.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/observations", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::ObservationView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn observations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, observations) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "observations", |tx, id| {
+            tx.observations_for(id, 1000)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(ItemList { items: observations.into_iter().map(views::observation).collect(), next: None }))
+}
+
+/// Merges a person took part in, newest first.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/merges", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::MergeView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn merges(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, merges) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "merges", |tx, id| tx.merges_of(id))
+            .await?;
+    Ok(HttpResponse::Ok().json(ItemList { items: merges.into_iter().map(views::merge).collect(), next: None }))
+}

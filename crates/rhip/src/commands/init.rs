@@ -77,7 +77,7 @@ pub fn initialise(
             pool_size: 8,
         },
         api: ApiSettings { listen: api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
-        mllp: Some(MllpSettings { listen: mllp }),
+        mllp: Some(MllpSettings::on(mllp)),
         keys: KeySettings { signing_key: PathBuf::from("keys/signing.pem") },
         auth: AuthSettings::default(),
         schedules: ScheduleSettings::default(),

@@ -1,13 +1,15 @@
 //! One module per subcommand.
 
+mod bench;
 mod demo;
 mod facility;
+mod hl7;
 mod init;
 mod person;
 mod serve;
 mod token;
 
-use crate::cli::{Command, FacilityCommand, PersonCommand};
+use crate::cli::{BenchCommand, Command, FacilityCommand, Hl7Command, PersonCommand};
 use crate::Failure;
 use rhip_server::Settings;
 use std::path::Path;
@@ -22,6 +24,10 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Facility(FacilityCommand::Add(args)) => facility::add(&args),
         Command::Facility(FacilityCommand::List(args)) => facility::list(&args),
         Command::Person(PersonCommand::Import(args)) => person::import(&args),
+        Command::Person(PersonCommand::Unmerge(args)) => person::unmerge(&args),
+        Command::Hl7(Hl7Command::Send(args)) => hl7::send(&args),
+        Command::Bench(BenchCommand::Parse(args)) => bench::parse(&args),
+        Command::Bench(BenchCommand::Mllp(args)) => bench::mllp(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -3,7 +3,7 @@
 //! first; one bad line stops the import with its line and field named, and
 //! nothing is written.
 
-use crate::cli::PersonImportArgs;
+use crate::cli::{PersonImportArgs, PersonUnmergeArgs};
 use crate::Failure;
 use anyhow::Context;
 use rhip_core::{
@@ -118,4 +118,37 @@ fn to_new_person(line: ImportLine, node: RegionCode) -> Result<NewPerson, String
         home_region_for(demographics.address_region.as_ref(), demographics.id_number.as_ref(), &node)
     });
     Ok(NewPerson { non_resident: !node.contains(&home_region), home_region, demographics })
+}
+
+/// Undoes a merge and audits it for both persons.
+pub fn unmerge(args: &PersonUnmergeArgs) -> Result<(), Failure> {
+    let settings = super::load_settings(&args.config)?;
+    let store = super::open_store(&settings)?;
+    let actor = super::facility::operator();
+    let record = store
+        .write(|tx| {
+            let record = tx.unmerge(&args.merge, &actor)?;
+            for person in [&record.merged_id, &record.survivor_id] {
+                tx.append_audit(&NewAuditEntry {
+                    actor: actor.clone(),
+                    role: Some("node_admin".into()),
+                    action: "unmerge".into(),
+                    resource_type: "person".into(),
+                    resource_id: Some(record.id.clone()),
+                    person_id: Some(person.clone()),
+                    outcome: "success".into(),
+                    detail: Some(format!("{} separated from {}", record.merged_id, record.survivor_id)),
+                    ..NewAuditEntry::default()
+                })?;
+            }
+            Ok(record)
+        })
+        .map_err(|e| match e {
+            StoreError::NotFound(message) | StoreError::Conflict(message) => {
+                Failure::Usage(format!("--merge: {message}"))
+            }
+            other => Failure::Runtime(other.into()),
+        })?;
+    println!("merge {} undone: {} is active again, apart from {}", record.id, record.merged_id, record.survivor_id);
+    Ok(())
 }

@@ -11,7 +11,8 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         // One line on stdout when ready, for operators and scripts.
-        println!("rhip node {region} ({}) ready: api {}", region.tier(), app.api_url());
+        let mllp = app.mllp_address().map(|a| format!(" mllp {a}")).unwrap_or_default();
+        println!("rhip node {region} ({}) ready: api {}{mllp}", region.tier(), app.api_url());
         tracing::info!(region = %region, api = %app.api_address(), "node ready");
         app.run().await?;
         Ok(())

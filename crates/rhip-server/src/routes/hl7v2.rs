@@ -1,0 +1,37 @@
+//! `POST /api/v1/hl7v2`: one HL7 v2 message over HTTP, answered with its ACK
+//! (`x-application/hl7-v2+er7`) whatever the outcome, as integration engines
+//! expect; the same pipeline as the MLLP listener.
+
+use crate::error::ApiError;
+use crate::ingest::{process_hl7, Channel};
+use crate::principal::Principal;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use rhip_auth::Permission;
+
+/// Content type of HL7 v2 ER7 messages over HTTP.
+pub const ER7: &str = "x-application/hl7-v2+er7";
+
+/// Ingests one message and answers with the ACK.
+#[utoipa::path(post, path = "/api/v1/hl7v2", tag = "submission",
+    request_body(content = String, content_type = "x-application/hl7-v2+er7", description = "one HL7 v2 message (ER7)"),
+    responses((status = 200, description = "the ACK (AA, AE with ERR segments, or AR)", content_type = "x-application/hl7-v2+er7"),
+              (status = 401, body = rhip_api_types::Problem), (status = 403, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Permission::SubmitRecords)?;
+    let channel = Channel::Http {
+        subject: principal.claims.sub.clone(),
+        facility: principal.claims.facility.clone().unwrap_or_default(),
+        request_id: principal.request_id.clone(),
+    };
+    let store = state.store.clone();
+    let span = tracing::Span::current();
+    let answer = web::block(move || span.in_scope(|| process_hl7(&store, &body, &channel))).await??;
+    state.metrics.hl7_messages.with_label_values(&["http", answer.code]).inc();
+    Ok(HttpResponse::Ok().content_type(ER7).body(answer.ack))
+}

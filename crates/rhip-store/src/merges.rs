@@ -1,0 +1,225 @@
+//! Person merges (ADT^A40) and their undoing.
+//!
+//! A merge moves everything of the merged person (identifiers, encounters,
+//! diagnoses, results, documents, EHR entries, submissions) to the survivor,
+//! marks the merged person `merged` with a pointer to the survivor, and keeps
+//! the list of what moved so `unmerge` can move exactly that back.
+
+use crate::schema::{
+    diagnoses, documents, ehr_entries, encounters, observations, person_identifiers, person_merges, persons,
+    submissions,
+};
+use crate::{StoreError, Tx};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What a merge moved, by table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// Identifier row ids.
+    pub identifiers: Vec<String>,
+    /// Encounter ids.
+    pub encounters: Vec<String>,
+    /// Diagnosis ids.
+    pub diagnoses: Vec<String>,
+    /// Observation ids.
+    pub observations: Vec<String>,
+    /// Document ids.
+    pub documents: Vec<String>,
+    /// EHR entry ids.
+    pub ehr_entries: Vec<String>,
+    /// Submission ids.
+    pub submissions: Vec<String>,
+}
+
+/// A recorded merge.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = person_merges)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct MergeRecord {
+    /// Merge id.
+    pub id: String,
+    /// The person that remains.
+    pub survivor_id: String,
+    /// The person merged into it.
+    pub merged_id: String,
+    /// The submission that asked for it.
+    pub submission_id: Option<String>,
+    /// Who asked.
+    pub actor: String,
+    /// What moved (JSON of [`Moved`]).
+    pub moved: String,
+    /// When.
+    pub merged_at: NaiveDateTime,
+    /// When it was undone.
+    pub undone_at: Option<NaiveDateTime>,
+    /// Who undid it.
+    pub undone_by: Option<String>,
+}
+
+macro_rules! move_rows {
+    ($conn:expr, $table:ident, $from:expr, $to:expr) => {{
+        let ids: Vec<String> = $table::table.filter($table::person_id.eq($from)).select($table::id).load($conn)?;
+        if !ids.is_empty() {
+            diesel::update($table::table.filter($table::id.eq_any(&ids)))
+                .set($table::person_id.eq($to))
+                .execute($conn)?;
+        }
+        ids
+    }};
+}
+
+macro_rules! move_back {
+    ($conn:expr, $table:ident, $ids:expr, $to:expr) => {{
+        if !$ids.is_empty() {
+            diesel::update($table::table.filter($table::id.eq_any($ids)))
+                .set($table::person_id.eq($to))
+                .execute($conn)?;
+        }
+    }};
+}
+
+impl Tx<'_> {
+    /// Merges `merged_id` into `survivor_id` and records what moved.
+    pub fn merge_persons(
+        &mut self,
+        survivor_id: &str,
+        merged_id: &str,
+        submission_id: Option<&str>,
+        actor: &str,
+    ) -> Result<MergeRecord, StoreError> {
+        if survivor_id == merged_id {
+            return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
+        }
+        let merged_status: Option<String> =
+            persons::table.find(merged_id).select(persons::status).first(self.conn).optional()?;
+        match merged_status.as_deref() {
+            None => return Err(StoreError::NotFound(format!("person {merged_id}"))),
+            Some("merged") => return Err(StoreError::Conflict(format!("person {merged_id} is already merged"))),
+            Some(_) => {}
+        }
+        let moved = Moved {
+            identifiers: move_rows!(self.conn, person_identifiers, merged_id, survivor_id),
+            encounters: move_rows!(self.conn, encounters, merged_id, survivor_id),
+            diagnoses: move_rows!(self.conn, diagnoses, merged_id, survivor_id),
+            observations: move_rows!(self.conn, observations, merged_id, survivor_id),
+            documents: {
+                let ids: Vec<String> = documents::table
+                    .filter(documents::person_id.eq(merged_id))
+                    .select(documents::id)
+                    .load(self.conn)?;
+                if !ids.is_empty() {
+                    diesel::update(documents::table.filter(documents::id.eq_any(&ids)))
+                        .set(documents::person_id.eq(survivor_id))
+                        .execute(self.conn)?;
+                }
+                ids
+            },
+            ehr_entries: move_rows!(self.conn, ehr_entries, merged_id, survivor_id),
+            submissions: {
+                let ids: Vec<String> = submissions::table
+                    .filter(submissions::person_id.eq(merged_id))
+                    .select(submissions::id)
+                    .load(self.conn)?;
+                if !ids.is_empty() {
+                    diesel::update(submissions::table.filter(submissions::id.eq_any(&ids)))
+                        .set(submissions::person_id.eq(survivor_id))
+                        .execute(self.conn)?;
+                }
+                ids
+            },
+        };
+        let hlc = self.tick().encode();
+        diesel::update(persons::table.find(merged_id))
+            .set((
+                persons::status.eq("merged"),
+                persons::merged_into.eq(survivor_id),
+                persons::hlc.eq(&hlc),
+                persons::updated_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        let record = MergeRecord {
+            id: rhip_core::new_id().to_string(),
+            survivor_id: survivor_id.to_string(),
+            merged_id: merged_id.to_string(),
+            submission_id: submission_id.map(str::to_string),
+            actor: actor.to_string(),
+            moved: serde_json::to_string(&moved).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            merged_at: crate::now(),
+            undone_at: None,
+            undone_by: None,
+        };
+        diesel::insert_into(person_merges::table)
+            .values((
+                person_merges::id.eq(&record.id),
+                person_merges::survivor_id.eq(&record.survivor_id),
+                person_merges::merged_id.eq(&record.merged_id),
+                person_merges::submission_id.eq(&record.submission_id),
+                person_merges::actor.eq(&record.actor),
+                person_merges::moved.eq(&record.moved),
+                person_merges::merged_at.eq(record.merged_at),
+            ))
+            .execute(self.conn)?;
+        let home: String = persons::table.find(survivor_id).select(persons::home_region).first(self.conn)?;
+        let payload = serde_json::json!({ "survivor": survivor_id, "merged": merged_id, "merge": record.id });
+        self.record_change("person", merged_id, "merge", Some((survivor_id, &home)), &hlc, &payload)?;
+        Ok(record)
+    }
+
+    /// Undoes a merge: moves back exactly what it moved and reactivates the person.
+    pub fn unmerge(&mut self, merge_id: &str, actor: &str) -> Result<MergeRecord, StoreError> {
+        let record: MergeRecord = person_merges::table
+            .find(merge_id)
+            .select(MergeRecord::as_select())
+            .first(self.conn)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("merge {merge_id}")))?;
+        if record.undone_at.is_some() {
+            return Err(StoreError::Conflict(format!("merge {merge_id} was already undone")));
+        }
+        let moved: Moved = serde_json::from_str(&record.moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let back = record.merged_id.as_str();
+        move_back!(self.conn, person_identifiers, &moved.identifiers, back);
+        move_back!(self.conn, encounters, &moved.encounters, back);
+        move_back!(self.conn, diagnoses, &moved.diagnoses, back);
+        move_back!(self.conn, observations, &moved.observations, back);
+        move_back!(self.conn, ehr_entries, &moved.ehr_entries, back);
+        if !moved.documents.is_empty() {
+            diesel::update(documents::table.filter(documents::id.eq_any(&moved.documents)))
+                .set(documents::person_id.eq(back))
+                .execute(self.conn)?;
+        }
+        if !moved.submissions.is_empty() {
+            diesel::update(submissions::table.filter(submissions::id.eq_any(&moved.submissions)))
+                .set(submissions::person_id.eq(back))
+                .execute(self.conn)?;
+        }
+        let hlc = self.tick().encode();
+        diesel::update(persons::table.find(back))
+            .set((
+                persons::status.eq("active"),
+                persons::merged_into.eq(None::<String>),
+                persons::hlc.eq(&hlc),
+                persons::updated_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        let now = crate::now();
+        diesel::update(person_merges::table.find(merge_id))
+            .set((person_merges::undone_at.eq(now), person_merges::undone_by.eq(actor)))
+            .execute(self.conn)?;
+        let home: String = persons::table.find(back).select(persons::home_region).first(self.conn)?;
+        let payload = serde_json::json!({ "survivor": record.survivor_id, "merged": back, "merge": merge_id });
+        self.record_change("person", back, "unmerge", Some((back, &home)), &hlc, &payload)?;
+        Ok(MergeRecord { undone_at: Some(now), undone_by: Some(actor.to_string()), ..record })
+    }
+
+    /// Merges involving a person (as survivor or merged), newest first.
+    pub fn merges_of(&mut self, person_id: &str) -> Result<Vec<MergeRecord>, StoreError> {
+        Ok(person_merges::table
+            .filter(person_merges::survivor_id.eq(person_id).or(person_merges::merged_id.eq(person_id)))
+            .order(person_merges::merged_at.desc())
+            .select(MergeRecord::as_select())
+            .load(self.conn)?)
+    }
+}

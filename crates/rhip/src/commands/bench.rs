@@ -1,0 +1,166 @@
+//! `rhip bench`: repeatable measurements an operator can run on their own
+//! machine. `bench parse` times the HL7 v2 reader in process; `bench mllp`
+//! drives a running node over MLLP with synthetic admissions on one or more
+//! connections and reports throughput and ACK latency. Messages are synthetic
+//! (made-up names, generated citizen IDs) and deterministic for a seed.
+
+use crate::cli::{BenchMllpArgs, BenchParseArgs};
+use crate::Failure;
+use anyhow::Context;
+use rhip_core::{CitizenId, RegionCode};
+use rhip_hl7::mllp::{frame, Deframer, FrameEvent};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const FAMILY: [&str; 12] = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙"];
+const GIVEN: [&str; 12] = ["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "勇", "军", "杰"];
+
+/// One synthetic ADT message (A04 registration, or A01 admission every fifth).
+pub fn synthetic_adt(facility: &str, run: &str, n: u64) -> Vec<u8> {
+    let region = RegionCode::parse("330106").unwrap_or(RegionCode::NATIONAL);
+    let days = i64::try_from(n % 25_000).unwrap_or(0);
+    let birth = chrono::NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default() + chrono::Duration::days(days);
+    let id = CitizenId::generate(region, birth, u16::try_from(n % 1000).unwrap_or(0));
+    let sex = if id.sex() == rhip_core::Sex::Male { "M" } else { "F" };
+    let index = usize::try_from(n % 144).unwrap_or(0);
+    let (family, given) = (FAMILY[index % 12], GIVEN[index / 12]);
+    let (trigger, class) = if n % 5 == 0 { ("A01", "I") } else { ("A04", "O") };
+    format!(
+        "MSH|^~\\&|BENCH|{facility}|RHIP|330106|20240301083000||ADT^{trigger}^ADT_A01|{run}-{n}|P|2.5|||AL|NE||UNICODE UTF-8\r\
+         EVN|{trigger}|20240301083000\r\
+         PID|1||B{run}{n:08}^^^{facility}^MR~{id}^^^CHN^NNCHN||{family}^{given}||{birth}|{sex}|||测试路{n}号^^杭州市^浙江省^310000^CHN^H^^330106||139{:08}\r\
+         PV1|1|{class}|内科^301^2||||D001^张^医生|||MED|||||||||V{run}{n:08}|||||||||||||||||||||||||20240301080000\r",
+        n % 100_000_000,
+        birth = birth.format("%Y%m%d"),
+    )
+    .into_bytes()
+}
+
+/// Runs `rhip bench parse`.
+pub fn parse(args: &BenchParseArgs) -> Result<(), Failure> {
+    let messages: Vec<Vec<u8>> = (0..args.messages).map(|n| synthetic_adt("H330106001", "P", n)).collect();
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    let today = chrono::Utc::now().date_naive();
+    // One warm-up pass, then the measured pass.
+    let mut accepted = 0;
+    for message in messages.iter().take(1000) {
+        let _ = rhip_hl7::receive(message, today);
+    }
+    let started = Instant::now();
+    for message in &messages {
+        if matches!(rhip_hl7::receive(message, today), rhip_hl7::Received::Accepted { .. }) {
+            accepted += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if accepted != messages.len() {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{} of {} synthetic messages were not accepted",
+            messages.len() - accepted,
+            messages.len()
+        )));
+    }
+    let summary = serde_json::json!({
+        "benchmark": "hl7-parse",
+        "messages": messages.len(),
+        "bytes": bytes,
+        "seconds": elapsed,
+        "messages_per_second": messages.len() as f64 / elapsed,
+        "megabytes_per_second": bytes as f64 / elapsed / 1e6,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Runs `rhip bench mllp` against a running node.
+pub fn mllp(args: &BenchMllpArgs) -> Result<(), Failure> {
+    if args.connections == 0 || args.messages == 0 {
+        return Err(Failure::usage("--connections and --messages must be at least 1"));
+    }
+    let run = args.run.clone().unwrap_or_else(|| format!("R{}", chrono::Utc::now().timestamp() % 1_000_000));
+    let per_connection = args.messages.div_ceil(args.connections);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.connections)
+        .map(|c| {
+            let (to, facility, run) = (args.to.clone(), args.facility.clone(), run.clone());
+            let first = c * per_connection;
+            let last = ((c + 1) * per_connection).min(args.messages);
+            std::thread::spawn(move || drive(&to, &facility, &run, first..last))
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut codes = std::collections::BTreeMap::new();
+    for worker in workers {
+        let (mut lat, counted) =
+            worker.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("a sender thread panicked")))??;
+        latencies.append(&mut lat);
+        for (code, count) in counted {
+            *codes.entry(code).or_insert(0u64) += count;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let summary = serde_json::json!({
+        "benchmark": "hl7-mllp-ingest",
+        "to": args.to,
+        "connections": args.connections,
+        "messages": latencies.len(),
+        "seconds": elapsed,
+        "messages_per_second": latencies.len() as f64 / elapsed,
+        "ack_latency_ms": { "p50": at(0.5), "p99": at(0.99), "max": at(1.0) },
+        "acks": codes,
+    });
+    println!("{summary}");
+    if codes.keys().any(|code| code != "AA") {
+        return Err(Failure::Runtime(anyhow::anyhow!("some messages were not accepted: {codes:?}")));
+    }
+    Ok(())
+}
+
+type Driven = (Vec<Duration>, Vec<(String, u64)>);
+
+fn drive(to: &str, facility: &str, run: &str, range: std::ops::Range<u64>) -> Result<Driven, Failure> {
+    let mut stream = TcpStream::connect(to).with_context(|| format!("connect to {to}"))?;
+    stream.set_nodelay(true).context("nodelay")?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).context("timeout")?;
+    let mut deframer = Deframer::new(1 << 20);
+    let mut buffer = [0u8; 8192];
+    let mut latencies = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    let mut codes = std::collections::BTreeMap::<String, u64>::new();
+    for n in range {
+        let message = frame(&synthetic_adt(facility, run, n));
+        let sent = Instant::now();
+        stream.write_all(&message).context("send")?;
+        let ack = loop {
+            let count = stream.read(&mut buffer).context("read ACK")?;
+            if count == 0 {
+                return Err(Failure::Runtime(anyhow::anyhow!("the node closed the connection")));
+            }
+            if let Some(FrameEvent::Message(ack)) = deframer.push(&buffer[..count]).into_iter().next() {
+                break ack;
+            }
+        };
+        latencies.push(sent.elapsed());
+        let text = String::from_utf8_lossy(&ack);
+        let code =
+            text.split('\r').find(|s| s.starts_with("MSA")).and_then(|s| s.get(4..6)).unwrap_or("??").to_string();
+        *codes.entry(code).or_insert(0) += 1;
+    }
+    Ok((latencies, codes.into_iter().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn synthetic_messages_are_accepted_by_the_reader() {
+        let today = chrono::Utc::now().date_naive();
+        for n in [0, 1, 5, 999, 123_456] {
+            let message = super::synthetic_adt("H330106001", "T", n);
+            let received = rhip_hl7::receive(&message, today);
+            assert!(matches!(received, rhip_hl7::Received::Accepted { .. }), "{n}: {received:?}");
+        }
+    }
+}
