@@ -95,8 +95,7 @@ fn admission_discharge_flow(backend: Backend) {
     let admit = mllp.send(&adt("A01", "MSG-1", &p, "V0001", dg1));
     assert_code(&admit, "AA");
     assert_eq!(admit.control_id(), "MSG-1");
-    let transfer = adt("A02", "MSG-2", &p, "V0001", "").iter().map(|b| *b).collect::<Vec<u8>>();
-    let transfer = String::from_utf8(transfer).unwrap().replace("内科^301^2", "外科^502^1");
+    let transfer = String::from_utf8(adt("A02", "MSG-2", &p, "V0001", "")).unwrap().replace("内科^301^2", "外科^502^1");
     assert_code(&mllp.send(transfer.as_bytes()), "AA");
     let discharge = String::from_utf8(adt("A03", "MSG-3", &p, "V0001", "")).unwrap();
     let discharge =
@@ -424,7 +423,39 @@ fn http_endpoint_shares_the_pipeline(backend: Backend) {
     assert_eq!(own[0]["sending_facility"], "H330106002");
 }
 
+fn linking_rules_and_the_review_queue(backend: Backend) {
+    let Some((_node, server, token)) = start(backend) else { return };
+    let mut mllp = Mllp::connect(server.mllp.as_deref().unwrap());
+    let mut first = patient("MRN4001", 401);
+    first.id_number = None;
+    first.given = "链接";
+    assert_code(&mllp.send(&adt("A04", "L-1", &first, "VL1", "ZPI|1|vendor field\r")), "AA");
+    // Same name, birth date, sex and phone, another MRN: the deterministic rule links them.
+    let same = Patient { mrn: "MRN4002".into(), ..first.clone() };
+    assert_code(&mllp.send(&adt("A04", "L-2", &same, "VL2", "")), "AA");
+    let linked = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN4002"));
+    assert_eq!(
+        linked[0]["empi_id"],
+        find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN4001"))[0]["empi_id"]
+    );
+    // Same name and birth date but another phone: uncertain, a new person and a review item.
+    let maybe = Patient { mrn: "MRN4003".into(), phone: "13700009999", ..first.clone() };
+    assert_code(&mllp.send(&adt("A04", "L-3", &maybe, "VL3", "")), "AA");
+    let new_one = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN4003"))[0]["empi_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(Value::from(new_one.clone()), linked[0]["empi_id"]);
+    let queue = server.get("/api/v1/review-queue", Some(&token)).items();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0]["person"], new_one.as_str());
+    assert_eq!(queue[0]["candidate"], linked[0]["empi_id"]);
+    let stats = server.get("/api/v1/stats/summary", Some(&token)).json();
+    assert_eq!(stats["persons"], 2);
+}
+
 both_backends! {
+    linking_rules_and_the_review_queue => super::linking_rules_and_the_review_queue;
     admission_discharge_flow => super::admission_discharge_flow;
     results_and_immunizations => super::results_and_immunizations;
     refusals_get_the_right_ack_and_store_nothing => super::refusals_get_the_right_ack_and_store_nothing;
@@ -498,18 +529,28 @@ fn corpus_messages_get_the_right_ack(backend: Backend) {
 
 /// What a careful receiver answers to corpus files (by file, in message order).
 const CORPUS_EXPECTATIONS: &[(&str, &[&str])] = &[
-    // Supported ADT with a registered facility.
-    ("hapi/adt_a01_v24_docs_example.hl7", &["AA"]),
-    ("hamaluik-hl7-parser/sample_adt_a04.hl7", &["AA"]),
+    // Supported messages from registered facilities.
+    ("hamaluik-hl7-parser/sample_adt_a01.hl7", &["AA"]),
     ("python-hl7/adt_a01_v23_cerner_hnam.hl7", &["AA"]),
-    ("nhapi/adt_a28_v25_minimal.hl7", &["AA"]),
-    // Unsupported message types.
+    ("cdc/elr_covid19_abbott_v251.hl7", &["AA"]),
+    // MSH-18 ASCII; batch envelopes dropped; the third message resends the first (same MSH-10).
+    ("python-hl7/batch_fhs_2batches_3msgs_v25.hl7", &["AA", "AA", "AA"]),
+    ("python-hl7/two_msgs_no_batch_header_v25.hl7", &["AA", "AA"]),
+    // Content problems: PV1-2 missing; sex "M-"; no identifier and no name; a 9-digit birth date.
+    ("hapi/adt_a01_v24_docs_example.hl7", &["AE"]),
+    ("hamaluik-hl7-parser/sample_adt_a04.hl7", &["AE"]),
+    ("nhapi/adt_a28_v25_minimal.hl7", &["AE"]),
+    ("python-hl7/oru_r01_v24_ghh_lab_normative.hl7", &["AE"]),
+    // An unregistered sending facility (its name is not a facility code).
+    ("cdc/elr_v23_zlr_texas.hl7", &["AR"]),
+    // Unsupported message types, one with custom delimiters.
+    ("hapi/adt_a24_nonstandard_delimiters.hl7", &["AR"]),
     ("nhapi/oml_o21_7msgs_v251.hl7", &["AR", "AR", "AR", "AR", "AR", "AR", "AR"]),
     ("hapi/omd_o03_rep_v25.hl7", &["AR"]),
-    ("hapi/olis_erp_z99_v231_zsegment.hl7", &["AR"]),
-    // Legacy versions and missing MSH-9.
+    // Legacy versions, missing MSH-9, bad delimiters.
     ("nhapi/fuzz/legacy_hl7exception_hang1.bin", &["AR"]),
     ("cdc/elr_v251_missing_msh9.hl7", &["AR"]),
+    ("cdc/lyme_v251_bad_delimiters.hl7", &["AR"]),
 ];
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

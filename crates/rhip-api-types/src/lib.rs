@@ -360,3 +360,20 @@ pub struct MergeView {
     /// When it was undone (UTC).
     pub undone_at: Option<NaiveDateTime>,
 }
+
+/// A person-linking decision left to a human (possible duplicate).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewItemView {
+    /// Item id.
+    pub id: String,
+    /// The person created or linked.
+    pub person: String,
+    /// The existing person it may be the same as.
+    pub candidate: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// The submission that raised it.
+    pub submission: Option<String>,
+    /// When (UTC).
+    pub created_at: NaiveDateTime,
+}

@@ -44,6 +44,9 @@ pub struct AckSender {
 
 /// Version used in MSH-12 when the received one is unknown.
 const DEFAULT_VERSION: &str = "2.5";
+/// Most ERR segments in one ACK: a hostile message with thousands of broken segments must
+/// not make us send back many times its size. MSA-3 still gives the total.
+pub const MAX_ERR_SEGMENTS: usize = 100;
 /// Longest MSA-3 text (ST, 80 characters).
 const MSA_TEXT_MAX_CHARS: usize = 80;
 
@@ -72,8 +75,8 @@ pub fn ack_for(received: &Received, sender: &AckSender, ack_control_id: &str, no
 /// ID (`P` if unknown), MSH-12 = the received version (`2.5` if unknown), MSH-18 = the
 /// received charset only when it is not UTF-8 (encode the text with [`crate::encode`]).
 /// MSA-1 = `code`, MSA-2 = the received MSH-10 (empty if unknown), MSA-3 = a short text.
-/// One ERR per problem: ERR-2 location, ERR-3 `code^text^HL70357`, ERR-4 `E`, ERR-8 the
-/// message; for v2.3/2.4 senders ERR-1 (ELD) too.
+/// One ERR per problem (the first [`MAX_ERR_SEGMENTS`]): ERR-2 location, ERR-3
+/// `code^text^HL70357`, ERR-4 `E`, ERR-8 the message; for v2.3/2.4 senders ERR-1 (ELD) too.
 pub fn ack(
     received: Option<&Header>,
     code: AckCode,
@@ -117,7 +120,7 @@ pub fn ack(
     push_segment(&mut text, &msa, d.field);
 
     let legacy_err = matches!(minor_version(version), Some(3 | 4));
-    for problem in problems {
+    for problem in problems.iter().take(MAX_ERR_SEGMENTS) {
         let location = &problem.location;
         let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
         let erl = trim_join(

@@ -21,10 +21,11 @@ pub enum Charset {
 
 impl Charset {
     /// Reads an MSH-18 value (first component, trimmed, case-insensitive). Empty means
-    /// the default, UTF-8. `None` for anything else.
+    /// the default, UTF-8; `ASCII` (HL7 table 0211) is read as UTF-8, of which it is a
+    /// subset. `None` for anything else.
     pub fn from_msh18(value: &str) -> Option<Charset> {
         match value.trim().to_ascii_uppercase().as_str() {
-            "" | "UNICODE UTF-8" | "UNICODE" | "UTF-8" => Some(Charset::Utf8),
+            "" | "UNICODE UTF-8" | "UNICODE" | "UTF-8" | "ASCII" => Some(Charset::Utf8),
             "GB18030" => Some(Charset::Gb18030),
             "8859/1" => Some(Charset::Latin1),
             _ => None,
@@ -163,7 +164,7 @@ mod tests {
             ("UTF-8", Some(Charset::Utf8)),
             (" GB18030 ", Some(Charset::Gb18030)),
             ("8859/1", Some(Charset::Latin1)),
-            ("ASCII", None),
+            ("ASCII", Some(Charset::Utf8)),
             ("GB2312", None),
             ("8859/15", None),
         ] {

@@ -178,7 +178,7 @@ impl fmt::Display for Location {
 }
 
 /// One content problem: the message is answered AE with one ERR segment per problem.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Problem {
     /// Where the problem is.
     pub location: Location,
@@ -217,7 +217,9 @@ pub enum Rejection {
     #[error("{}", unsupported_type_text(.0))]
     UnsupportedMessageType(String),
     /// MSH-18 names a character set this node does not decode (holds MSH-18 as received).
-    #[error("unsupported character set {0:?} in MSH-18 (accepted: UNICODE UTF-8, UNICODE, UTF-8, GB18030, 8859/1)")]
+    #[error(
+        "unsupported character set {0:?} in MSH-18 (accepted: UNICODE UTF-8, UNICODE, UTF-8, ASCII, GB18030, 8859/1)"
+    )]
     UnsupportedCharset(String),
 }
 

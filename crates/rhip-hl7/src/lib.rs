@@ -35,9 +35,10 @@ pub mod mllp;
 mod model;
 mod receive;
 
-pub use ack::{ack, ack_for, AckCode, AckSender};
+pub use ack::{ack, ack_for, AckCode, AckSender, MAX_ERR_SEGMENTS};
 pub use charset::{encode, Charset};
 pub use error::{ErrorCode, Location, Problem, Rejection};
 pub use escape::Delimiters;
+pub use mllp::{frame, Deframer, FrameEvent};
 pub use model::{Allergy, Cx, Diagnosis, Dose, Event, Insurance, NextOfKin, Observation, Order, Patient, Visit};
 pub use receive::{receive, Header, Received};

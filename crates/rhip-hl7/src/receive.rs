@@ -6,6 +6,8 @@
 //! (else AR), and is the content valid (else AE listing every problem, not only the first).
 //! Nothing here panics or indexes unchecked: the input comes from the network.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use hl7_parser::message::Segment;
 use rhip_core::{check_against_id, CitizenId, Discrepancy, EncounterType, Ethnicity, MaritalStatus, RegionCode, Sex};
@@ -341,12 +343,11 @@ fn read_text(text: &str, charset: Charset, today: NaiveDate) -> Received {
         segments: index_segments(&message.segments),
     };
     let outcome = reader.read_event(&kind, &trigger);
-    let mut problems = Vec::new();
-    for problem in reader.problems {
-        if !problems.contains(&problem) {
-            problems.push(problem);
-        }
-    }
+    // The same value can be read twice (e.g. PV1-3 for the location and the department);
+    // report each problem once, in order, in linear time whatever the input.
+    let mut seen = HashSet::new();
+    let mut problems = reader.problems;
+    problems.retain(|problem| seen.insert(problem.clone()));
     match outcome {
         Some(event) if problems.is_empty() => {
             let z_segments = structure.originals.iter().skip(1).filter(|line| line.starts_with('Z')).cloned().collect();
@@ -528,20 +529,12 @@ impl<'a, 'm> Seg<'a, 'm> {
 
 /// Numbers the segments by occurrence.
 fn index_segments<'a, 'm>(segments: &'a [Segment<'m>]) -> Vec<Seg<'a, 'm>> {
-    let mut counts: Vec<(&str, u32)> = Vec::new();
+    let mut counts: HashMap<&str, u32> = HashMap::new();
     let mut indexed = Vec::with_capacity(segments.len());
     for segment in segments {
-        let sequence = match counts.iter_mut().find(|(name, _)| *name == segment.name) {
-            Some((_, count)) => {
-                *count = count.saturating_add(1);
-                *count
-            }
-            None => {
-                counts.push((segment.name, 1));
-                1
-            }
-        };
-        indexed.push(Seg { segment, sequence });
+        let count = counts.entry(segment.name).or_insert(0);
+        *count = count.saturating_add(1);
+        indexed.push(Seg { segment, sequence: *count });
     }
     indexed
 }

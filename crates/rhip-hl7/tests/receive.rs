@@ -704,8 +704,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
             Expect::Rejected("UnsupportedMessageType", "101", "MSH[1].9", true),
         ),
         (
-            "MSH-18 ASCII",
-            admit().set("MSH", 18, "ASCII").bytes(),
+            "MSH-18 8859/15",
+            admit().set("MSH", 18, "8859/15").bytes(),
             Expect::Rejected("UnsupportedCharset", "102", "MSH[1].18", true),
         ),
         (

@@ -33,7 +33,7 @@ pub use diesel::result::Error as DieselError;
 pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
 pub use ingest::{NewSubmission, SubmissionQuery, SubmissionRecord};
-pub use linking::{DemographicsChange, LinkRule, Linked};
+pub use linking::{DemographicsChange, LinkRule, Linked, ReviewItem};
 pub use merges::{MergeRecord, Moved};
 pub use meta::Counts;
 pub use persons::{NewPerson, PersonQuery, PersonRecord};

@@ -43,6 +43,27 @@ pub enum DemographicsChange {
     Replace,
 }
 
+/// A linking decision waiting for a person.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = review_queue)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ReviewItem {
+    /// Item id.
+    pub id: String,
+    /// The person created or linked.
+    pub person_id: String,
+    /// The existing person it may be the same as.
+    pub candidate_id: Option<String>,
+    /// Why a human should look.
+    pub reason: String,
+    /// The submission that raised it.
+    pub submission_id: Option<String>,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// When it was raised.
+    pub created_at: chrono::NaiveDateTime,
+}
+
 /// The person a submission is about.
 #[derive(Clone, Debug)]
 pub struct Linked {
@@ -362,13 +383,22 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Open review items, oldest first: (person, candidate, reason).
-    pub fn open_review_items(&mut self, limit: i64) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
-        Ok(review_queue::table
-            .filter(review_queue::status.eq("open"))
-            .order(review_queue::created_at.asc())
-            .limit(limit)
-            .select((review_queue::person_id, review_queue::candidate_id, review_queue::reason))
+    /// Open review items about persons within `scope`, oldest first.
+    pub fn open_review_items(&mut self, scope: &crate::Scope, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
+        let mut select = review_queue::table.filter(review_queue::status.eq("open")).into_boxed();
+        if let crate::Scope::Region(region) = scope {
+            select = select.filter(
+                review_queue::person_id.eq_any(
+                    persons::table
+                        .filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix())))
+                        .select(persons::id),
+                ),
+            );
+        }
+        Ok(select
+            .order((review_queue::created_at.asc(), review_queue::id.asc()))
+            .limit(limit.clamp(1, 10_000))
+            .select(ReviewItem::as_select())
             .load(self.conn)?)
     }
 

@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/audit", web::get().to(audit::query))
                 .route("/hl7v2", web::post().to(hl7v2::submit))
                 .route("/submissions", web::get().to(submissions::list))
+                .route("/review-queue", web::get().to(submissions::review_queue))
                 .route("/stats/summary", web::get().to(stats::summary))
                 .route("/me", web::get().to(me::me))
                 .route("/me/ehr", web::get().to(me::ehr))

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::persons::encounters, super::persons::observations, super::persons::merges,
         super::facilities::list, super::facilities::create,
         super::audit::query,
-        super::hl7v2::submit, super::submissions::list, super::stats::summary,
+        super::hl7v2::submit, super::submissions::list, super::submissions::review_queue, super::stats::summary,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
     ),
     components(schemas(
@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         rhip_api_types::AuditEntryView, rhip_api_types::Problem, rhip_api_types::FieldProblem,
         rhip_api_types::SubmissionView, rhip_api_types::StatsSummary, rhip_api_types::EncounterView,
         rhip_api_types::DiagnosisView, rhip_api_types::ObservationView, rhip_api_types::MergeView,
+        rhip_api_types::ReviewItemView,
     )),
     modifiers(&BearerAuth),
 )]

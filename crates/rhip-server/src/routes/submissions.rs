@@ -105,3 +105,39 @@ fn view(record: SubmissionRecord) -> SubmissionView {
         person: record.person_id,
     }
 }
+
+/// Person-linking decisions waiting for a human, oldest first (commissions
+/// see those about their region's residents).
+#[utoipa::path(get, path = "/api/v1/review-queue", tag = "submission",
+    responses((status = 200, body = ItemList<rhip_api_types::ReviewItemView>), (status = 403, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn review_queue(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require(Permission::ReadPersons)?;
+    let scope = match principal.claims.role {
+        Role::Commission => principal.scope()?,
+        _ => return Err(ApiError::Forbidden("the review queue is for commissions".into())),
+    };
+    let items = in_transaction(&state, move |tx| {
+        let items = tx.open_review_items(&scope, 1000)?;
+        for item in &items {
+            let mut entry = principal.audit("read", "review_queue", "success");
+            entry.person_id = Some(item.person_id.clone());
+            entry.resource_id = Some(item.id.clone());
+            tx.append_audit(&entry)?;
+        }
+        Ok(Ok(items))
+    })
+    .await?;
+    let items = items
+        .into_iter()
+        .map(|i| rhip_api_types::ReviewItemView {
+            id: i.id,
+            person: i.person_id,
+            candidate: i.candidate_id,
+            reason: i.reason,
+            submission: i.submission_id,
+            created_at: i.created_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ItemList { items, next: None }))
+}

@@ -62,12 +62,11 @@ fn read_ack(stream: &mut TcpStream, deframer: &mut Deframer) -> anyhow::Result<V
         if count == 0 {
             anyhow::bail!("the node closed the connection");
         }
-        for event in deframer.push(&buffer[..count]) {
-            match event {
-                FrameEvent::Message(ack) => return Ok(ack),
-                FrameEvent::TooLarge { size } => anyhow::bail!("answer of {size} bytes is too large"),
-                FrameEvent::Unframed { bytes } => anyhow::bail!("{bytes} bytes outside an MLLP frame"),
-            }
+        match deframer.push(&buffer[..count]).into_iter().next() {
+            Some(FrameEvent::Message(ack)) => return Ok(ack),
+            Some(FrameEvent::TooLarge { size }) => anyhow::bail!("answer of {size} bytes is too large"),
+            Some(FrameEvent::Unframed { bytes }) => anyhow::bail!("{bytes} bytes outside an MLLP frame"),
+            None => {}
         }
     }
 }
@@ -78,7 +77,16 @@ fn read_ack(stream: &mut TcpStream, deframer: &mut Deframer) -> anyhow::Result<V
 pub fn split_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut messages: Vec<Vec<u8>> = Vec::new();
     let mut current: Option<Vec<u8>> = None;
-    for line in bytes.split(|b| *b == b'\n' || *b == b'\r') {
+    // CRLF is one line end, not a line end and a blank line.
+    let mut normalised = Vec::with_capacity(bytes.len());
+    let mut iter = bytes.iter().peekable();
+    while let Some(&byte) = iter.next() {
+        if byte == b'\r' && iter.peek() == Some(&&b'\n') {
+            continue;
+        }
+        normalised.push(byte);
+    }
+    for line in normalised.split(|b| *b == b'\n' || *b == b'\r') {
         let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
         if line.starts_with(b"MSH") {
             if let Some(done) = current.take() {
