@@ -454,7 +454,30 @@ fn linking_rules_and_the_review_queue(backend: Backend) {
     assert_eq!(stats["persons"], 2);
 }
 
+/// `rhip hl7 send` splits a file into messages, waits for each ACK, prints
+/// them, and exits 2 when any message was refused.
+fn hl7_send_from_the_command_line(backend: Backend) {
+    let Some((node, server, _token)) = start(backend) else { return };
+    let file = node.dir.path().join("batch.hl7");
+    let good = String::from_utf8(adt("A04", "CLI-1", &patient("MRN5001", 501), "VS1", "")).unwrap();
+    let bad = String::from_utf8(adt("A04", "CLI-2", &patient("MRN5002", 503), "VS2", "")).unwrap().replace("|19800506|", "|1980|");
+    // LF line ends and a blank line between the messages, as operators write files.
+    std::fs::write(&file, format!("{}\n\n{}\n", good.replace('\r', "\n"), bad.replace('\r', "\n"))).unwrap();
+    let mllp = server.mllp.clone().unwrap();
+    let output = rhip_tests::rhip(&["hl7", "send", "--to", &mllp, file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("MSA|AA|CLI-1"), "{stdout}");
+    assert!(stdout.contains("MSA|AE|CLI-2"), "{stdout}");
+    let only_good = node.dir.path().join("good.hl7");
+    std::fs::write(&only_good, String::from_utf8(adt("A04", "CLI-3", &patient("MRN5003", 505), "VS3", "")).unwrap()).unwrap();
+    let output = rhip_tests::rhip(&["hl7", "send", "--to", &mllp, only_good.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    rhip_tests::assert_fails(&rhip_tests::rhip(&["hl7", "send", "--to", "127.0.0.1:1", only_good.to_str().unwrap()]), 1, "connect");
+}
+
 both_backends! {
+    hl7_send_from_the_command_line => super::hl7_send_from_the_command_line;
     linking_rules_and_the_review_queue => super::linking_rules_and_the_review_queue;
     admission_discharge_flow => super::admission_discharge_flow;
     results_and_immunizations => super::results_and_immunizations;
