@@ -460,7 +460,9 @@ fn hl7_send_from_the_command_line(backend: Backend) {
     let Some((node, server, _token)) = start(backend) else { return };
     let file = node.dir.path().join("batch.hl7");
     let good = String::from_utf8(adt("A04", "CLI-1", &patient("MRN5001", 501), "VS1", "")).unwrap();
-    let bad = String::from_utf8(adt("A04", "CLI-2", &patient("MRN5002", 503), "VS2", "")).unwrap().replace("|19800506|", "|1980|");
+    let bad = String::from_utf8(adt("A04", "CLI-2", &patient("MRN5002", 503), "VS2", ""))
+        .unwrap()
+        .replace("|19800506|", "|1980|");
     // LF line ends and a blank line between the messages, as operators write files.
     std::fs::write(&file, format!("{}\n\n{}\n", good.replace('\r', "\n"), bad.replace('\r', "\n"))).unwrap();
     let mllp = server.mllp.clone().unwrap();
@@ -470,10 +472,15 @@ fn hl7_send_from_the_command_line(backend: Backend) {
     assert!(stdout.contains("MSA|AA|CLI-1"), "{stdout}");
     assert!(stdout.contains("MSA|AE|CLI-2"), "{stdout}");
     let only_good = node.dir.path().join("good.hl7");
-    std::fs::write(&only_good, String::from_utf8(adt("A04", "CLI-3", &patient("MRN5003", 505), "VS3", "")).unwrap()).unwrap();
+    std::fs::write(&only_good, String::from_utf8(adt("A04", "CLI-3", &patient("MRN5003", 505), "VS3", "")).unwrap())
+        .unwrap();
     let output = rhip_tests::rhip(&["hl7", "send", "--to", &mllp, only_good.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    rhip_tests::assert_fails(&rhip_tests::rhip(&["hl7", "send", "--to", "127.0.0.1:1", only_good.to_str().unwrap()]), 1, "connect");
+    rhip_tests::assert_fails(
+        &rhip_tests::rhip(&["hl7", "send", "--to", "127.0.0.1:1", only_good.to_str().unwrap()]),
+        1,
+        "connect",
+    );
 }
 
 both_backends! {

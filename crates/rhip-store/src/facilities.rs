@@ -23,6 +23,7 @@ pub struct NewFacility {
 
 /// A registered facility.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = facilities)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct FacilityRecord {

@@ -22,6 +22,7 @@ pub struct NewPerson {
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = persons)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct PersonRow {

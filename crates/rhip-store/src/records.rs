@@ -32,6 +32,7 @@ pub struct NewEncounter {
 
 /// A stored encounter.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = encounters)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct EncounterRecord {
@@ -90,6 +91,7 @@ pub struct NewEhrEntry {
 
 /// A stored EHR index entry.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = ehr_entries)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct EhrEntryRecord {

@@ -210,6 +210,19 @@ pub enum BenchCommand {
     Parse(BenchParseArgs),
     /// Send synthetic admissions to a running node over MLLP and time the ACKs.
     Mllp(BenchMllpArgs),
+    /// Run the ingest pipeline in process on a fresh database, without the network.
+    Ingest(BenchIngestArgs),
+}
+
+/// `rhip bench ingest`.
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// How many messages.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u64,
+    /// A PostgreSQL URL (an empty database); default is a temporary SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 /// `rhip bench parse`.

@@ -4,7 +4,7 @@
 //! connections and reports throughput and ACK latency. Messages are synthetic
 //! (made-up names, generated citizen IDs) and deterministic for a seed.
 
-use crate::cli::{BenchMllpArgs, BenchParseArgs};
+use crate::cli::{BenchIngestArgs, BenchMllpArgs, BenchParseArgs};
 use crate::Failure;
 use anyhow::Context;
 use rhip_core::{CitizenId, RegionCode};
@@ -68,6 +68,46 @@ pub fn parse(args: &BenchParseArgs) -> Result<(), Failure> {
         "seconds": elapsed,
         "messages_per_second": messages.len() as f64 / elapsed,
         "megabytes_per_second": bytes as f64 / elapsed / 1e6,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Runs `rhip bench ingest`: the ingest pipeline in process, without the network.
+pub fn ingest(args: &BenchIngestArgs) -> Result<(), Failure> {
+    let folder = tempfile::tempdir().context("temporary folder")?;
+    let url = args.db.clone().unwrap_or_else(|| format!("sqlite://{}", folder.path().join("bench.db").display()));
+    let region = RegionCode::parse("330106").map_err(|e| Failure::Runtime(e.into()))?;
+    let store = rhip_store::Store::open(&url, region, &rhip_store::StoreOptions::default())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    store.migrate().map_err(|e| Failure::Runtime(e.into()))?;
+    store.write(|tx| tx.bind_node_region()).map_err(|e| Failure::usage(e.to_string()))?;
+    let facility = rhip_core::FacilityCode::parse("H330106001").map_err(|e| Failure::Runtime(e.into()))?;
+    let _ = store.write(|tx| {
+        tx.insert_facility(&rhip_store::NewFacility {
+            code: facility,
+            name: "bench".into(),
+            kind: rhip_core::FacilityKind::Hospital,
+            region,
+        })
+    });
+    let run = format!("I{}", chrono::Utc::now().timestamp() % 1_000_000);
+    let channel = rhip_server::ingest::Channel::Mllp("bench".into());
+    let started = Instant::now();
+    for n in 0..args.messages {
+        let answer = rhip_server::ingest::process_hl7(&store, &synthetic_adt("H330106001", &run, n), &channel)
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        if answer.code != "AA" {
+            return Err(Failure::Runtime(anyhow::anyhow!("message {n} got {}", answer.code)));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "benchmark": "hl7-ingest-in-process",
+        "backend": store.backend().as_str(),
+        "messages": args.messages,
+        "seconds": elapsed,
+        "messages_per_second": args.messages as f64 / elapsed,
     });
     println!("{summary}");
     Ok(())

@@ -28,6 +28,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Hl7(Hl7Command::Send(args)) => hl7::send(&args),
         Command::Bench(BenchCommand::Parse(args)) => bench::parse(&args),
         Command::Bench(BenchCommand::Mllp(args)) => bench::mllp(&args),
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
