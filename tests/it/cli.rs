@@ -156,3 +156,14 @@ both_backends! {
     person_import_is_all_or_nothing => super::person_import_is_all_or_nothing;
     demo_once_passes_its_checks => super::demo_once_passes_its_checks;
 }
+
+/// The benchmark commands run and report JSON (their figures go to BENCHMARKS.md).
+#[test]
+fn bench_commands_report_json() {
+    let parse: Value = serde_json::from_str(&rhip_ok(&["bench", "parse", "--messages", "200"])).unwrap();
+    assert_eq!(parse["messages"], 200);
+    assert!(parse["messages_per_second"].as_f64().unwrap() > 0.0);
+    let ingest: Value = serde_json::from_str(&rhip_ok(&["bench", "ingest", "--messages", "20"])).unwrap();
+    assert_eq!(ingest["backend"], "sqlite");
+    assert_eq!(ingest["messages"], 20);
+}

@@ -462,7 +462,7 @@ fn hl7_send_from_the_command_line(backend: Backend) {
     let good = String::from_utf8(adt("A04", "CLI-1", &patient("MRN5001", 501), "VS1", "")).unwrap();
     let bad = String::from_utf8(adt("A04", "CLI-2", &patient("MRN5002", 503), "VS2", ""))
         .unwrap()
-        .replace("|19800506|", "|1980|");
+        .replace("|19800506|", "|19801345|");
     // LF line ends and a blank line between the messages, as operators write files.
     std::fs::write(&file, format!("{}\n\n{}\n", good.replace('\r', "\n"), bad.replace('\r', "\n"))).unwrap();
     let mllp = server.mllp.clone().unwrap();

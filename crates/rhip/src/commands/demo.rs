@@ -53,6 +53,10 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         let app = Application::build(settings)?;
         let api = app.api_url();
         print_guide(&dir, &api, &seeded, &commission, &auditor, &resident);
+        if let Some(mllp) = app.mllp_address() {
+            println!();
+            println!("HL7 v2 (MLLP) for facility {HOSPITAL}: rhip hl7 send --to {mllp} FILE...");
+        }
         if !args.once {
             app.run().await?;
             return Ok(());
