@@ -83,6 +83,6 @@ impl Tx<'_> {
 
     /// One facility by code.
     pub fn get_facility(&mut self, code: &str) -> Result<Option<FacilityRecord>, StoreError> {
-        Ok(facilities::table.find(code).select(FacilityRecord::as_select()).first(self.conn).optional()?)
+        Ok(facilities::table.find(code).select(FacilityRecord::as_select()).get_result(self.conn).optional()?)
     }
 }

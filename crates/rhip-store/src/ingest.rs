@@ -97,7 +97,7 @@ impl Tx<'_> {
         Ok(submissions::table
             .filter(submissions::dedup_key.eq(dedup_key))
             .select((submissions::id, submissions::ack))
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?)
     }
 

@@ -142,7 +142,11 @@ impl Tx<'_> {
     }
 
     fn person_by_id_number(&mut self, id_number: &str) -> Result<Option<String>, StoreError> {
-        Ok(persons::table.filter(persons::id_number.eq(id_number)).select(persons::id).first(self.conn).optional()?)
+        Ok(persons::table
+            .filter(persons::id_number.eq(id_number))
+            .select(persons::id)
+            .get_result(self.conn)
+            .optional()?)
     }
 
     /// The person an identifier is cross-referenced to.
@@ -151,7 +155,7 @@ impl Tx<'_> {
             .filter(person_identifiers::system.eq(&identifier.system))
             .filter(person_identifiers::value.eq(&identifier.value))
             .select(person_identifiers::person_id)
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?)
     }
 
@@ -277,7 +281,7 @@ impl Tx<'_> {
         change: DemographicsChange,
         submission_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let row: PersonRow = persons::table.find(person_id).select(PersonRow::as_select()).first(self.conn)?;
+        let row: PersonRow = persons::table.find(person_id).select(PersonRow::as_select()).get_result(self.conn)?;
         let replace = change == DemographicsChange::Replace;
         let pick = |current: &Option<String>, sent: Option<String>| -> Option<String> {
             match (current, sent) {
@@ -352,7 +356,7 @@ impl Tx<'_> {
     fn follow_merges(&mut self, mut id: String) -> Result<String, StoreError> {
         for _ in 0..16 {
             let merged_into: Option<Option<String>> =
-                persons::table.find(&id).select(persons::merged_into).first(self.conn).optional()?;
+                persons::table.find(&id).select(persons::merged_into).get_result(self.conn).optional()?;
             match merged_into.flatten() {
                 Some(next) => id = next,
                 None => return Ok(id),

@@ -93,7 +93,7 @@ impl Tx<'_> {
             return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
         }
         let merged_status: Option<String> =
-            persons::table.find(merged_id).select(persons::status).first(self.conn).optional()?;
+            persons::table.find(merged_id).select(persons::status).get_result(self.conn).optional()?;
         match merged_status.as_deref() {
             None => return Err(StoreError::NotFound(format!("person {merged_id}"))),
             Some("merged") => return Err(StoreError::Conflict(format!("person {merged_id} is already merged"))),
@@ -161,7 +161,7 @@ impl Tx<'_> {
                 person_merges::merged_at.eq(record.merged_at),
             ))
             .execute(self.conn)?;
-        let home: String = persons::table.find(survivor_id).select(persons::home_region).first(self.conn)?;
+        let home: String = persons::table.find(survivor_id).select(persons::home_region).get_result(self.conn)?;
         let payload = serde_json::json!({ "survivor": survivor_id, "merged": merged_id, "merge": record.id });
         self.record_change("person", merged_id, "merge", Some((survivor_id, &home)), &hlc, &payload)?;
         Ok(record)
@@ -172,7 +172,7 @@ impl Tx<'_> {
         let record: MergeRecord = person_merges::table
             .find(merge_id)
             .select(MergeRecord::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("merge {merge_id}")))?;
         if record.undone_at.is_some() {
@@ -208,7 +208,7 @@ impl Tx<'_> {
         diesel::update(person_merges::table.find(merge_id))
             .set((person_merges::undone_at.eq(now), person_merges::undone_by.eq(actor)))
             .execute(self.conn)?;
-        let home: String = persons::table.find(back).select(persons::home_region).first(self.conn)?;
+        let home: String = persons::table.find(back).select(persons::home_region).get_result(self.conn)?;
         let payload = serde_json::json!({ "survivor": record.survivor_id, "merged": back, "merge": merge_id });
         self.record_change("person", back, "unmerge", Some((back, &home)), &hlc, &payload)?;
         Ok(MergeRecord { undone_at: Some(now), undone_by: Some(actor.to_string()), ..record })

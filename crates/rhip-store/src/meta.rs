@@ -31,7 +31,7 @@ impl Tx<'_> {
         let found: Option<String> = node_meta::table
             .filter(node_meta::key.eq("region"))
             .select(node_meta::value)
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?;
         match found {
             Some(found) if found != region => Err(StoreError::WrongNode { expected: region, found }),

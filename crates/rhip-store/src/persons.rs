@@ -276,7 +276,7 @@ impl Tx<'_> {
     /// Fetches one person, telling apart absent and out of scope.
     pub fn get_person(&mut self, scope: &Scope, id: &str) -> Result<Access<PersonRecord>, StoreError> {
         let row: Option<PersonRow> =
-            persons::table.find(id).select(PersonRow::as_select()).first(self.conn).optional()?;
+            persons::table.find(id).select(PersonRow::as_select()).get_result(self.conn).optional()?;
         let Some(row) = row else {
             return Ok(Access::NotFound);
         };

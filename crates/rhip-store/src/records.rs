@@ -263,7 +263,7 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         let record: DocumentIndexRecord =
-            documents::table.find(&id).select(DocumentIndexRecord::as_select()).first(self.conn)?;
+            documents::table.find(&id).select(DocumentIndexRecord::as_select()).get_result(self.conn)?;
         if let Some(person) = &record.person_id {
             let home = self.home_region_of(person)?;
             let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -306,7 +306,7 @@ impl Tx<'_> {
         persons::table
             .find(person_id)
             .select(persons::home_region)
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))
     }
@@ -454,14 +454,14 @@ impl Tx<'_> {
             .filter(encounters::facility_code.eq(facility_code))
             .filter(encounters::visit_number.eq(visit_number))
             .select(EncounterRecord::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?)
     }
 
     /// Applies a later message's changes to an encounter and records the change.
     pub fn update_encounter(&mut self, id: &str, changes: &EncounterChanges) -> Result<EncounterRecord, StoreError> {
         let current: EncounterRecord =
-            encounters::table.find(id).select(EncounterRecord::as_select()).first(self.conn)?;
+            encounters::table.find(id).select(EncounterRecord::as_select()).get_result(self.conn)?;
         let hlc = self.tick().encode();
         diesel::update(encounters::table.find(id))
             .set((
@@ -479,7 +479,7 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         let record: EncounterRecord =
-            encounters::table.find(id).select(EncounterRecord::as_select()).first(self.conn)?;
+            encounters::table.find(id).select(EncounterRecord::as_select()).get_result(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("encounter", id, "update", Some((&record.person_id, &home)), &hlc, &payload)?;
@@ -502,7 +502,7 @@ impl Tx<'_> {
                 ))
                 .execute(self.conn)?;
         }
-        Ok(encounters::table.find(&record.id).select(EncounterRecord::as_select()).first(self.conn)?)
+        Ok(encounters::table.find(&record.id).select(EncounterRecord::as_select()).get_result(self.conn)?)
     }
 
     /// Stores a diagnosis unless the encounter already has the same code and type.
