@@ -452,6 +452,66 @@ fn linking_rules_and_the_review_queue(backend: Backend) {
     assert_eq!(queue[0]["candidate"], linked[0]["empi_id"]);
     let stats = server.get("/api/v1/stats/summary", Some(&token)).json();
     assert_eq!(stats["persons"], 2);
+    // The unknown Z-segment did not fail its message and is kept in the archive.
+    let archived = server.get("/api/v1/submissions", Some(&token)).items();
+    let with_z = archived.iter().find(|s| s["control_id"] == "L-1").unwrap();
+    assert_eq!(with_z["z_segments"][0], "ZPI|1|vendor field");
+}
+
+fn updates_and_cancellations(backend: Backend) {
+    let Some((_node, server, token)) = start(backend) else { return };
+    let mut mllp = Mllp::connect(server.mllp.as_deref().unwrap());
+    let p = patient("MRN6001", 601);
+    // A05 pre-admission: a planned encounter, not yet in the EHR.
+    assert_code(&mllp.send(&adt("A05", "U-1", &p, "VU1", "")), "AA");
+    let empi = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN6001"))[0]["empi_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let encounters = |server: &Node| server.get(&format!("/api/v1/persons/{empi}/encounters"), Some(&token)).items();
+    assert_eq!(encounters(&server)[0]["status"], "planned");
+    // A01 admits it, A03 discharges, A13 cancels the discharge, A11 cancels the admission.
+    assert_code(&mllp.send(&adt("A01", "U-2", &p, "VU1", "")), "AA");
+    assert_eq!(encounters(&server)[0]["status"], "in_progress");
+    let discharge = String::from_utf8(adt("A03", "U-3", &p, "VU1", ""))
+        .unwrap()
+        .replace("20240301080000\r", "20240301080000|20240302080000\r");
+    assert_code(&mllp.send(discharge.as_bytes()), "AA");
+    assert_eq!(encounters(&server)[0]["status"], "finished");
+    assert_code(&mllp.send(&adt("A13", "U-4", &p, "VU1", "")), "AA");
+    let reopened = &encounters(&server)[0];
+    assert_eq!(reopened["status"], "in_progress");
+    assert!(reopened["discharged_at"].is_null(), "{reopened}");
+    assert_code(&mllp.send(&adt("A11", "U-5", &p, "VU1", "")), "AA");
+    assert_eq!(encounters(&server)[0]["status"], "cancelled");
+    // Cancelling a visit the node never saw is refused with 204 at PV1-19.
+    let ack = mllp.send(&adt("A11", "U-6", &p, "NO-SUCH-VISIT", ""));
+    assert_code(&ack, "AE");
+    assert!(
+        ack.errors().iter().any(|(location, code)| location.starts_with("PV1^1^19") && code == "204"),
+        "{:?}",
+        ack.errors()
+    );
+    // A08 and A31 replace demographics; A28 adds a person without a visit.
+    let mut moved = p.clone();
+    moved.phone = "13811112222";
+    assert_code(&mllp.send(&adt("A08", "U-7", &moved, "VU1", "")), "AA");
+    assert_eq!(server.get(&format!("/api/v1/persons/{empi}"), Some(&token)).json()["phone"], "13811112222");
+    let a31 = format!(
+        "{}EVN|A31|20240301\r{}",
+        msh("A31", "U-8", HOSPITAL),
+        pid(&Patient { phone: "13833334444", ..p.clone() })
+    );
+    assert_code(&mllp.send(a31.as_bytes()), "AA");
+    assert_eq!(server.get(&format!("/api/v1/persons/{empi}"), Some(&token)).json()["phone"], "13833334444");
+    let newcomer = patient("MRN6002", 603);
+    let a28 = format!("{}EVN|A28|20240301\r{}", msh("A28", "U-9", HOSPITAL), pid(&newcomer));
+    assert_code(&mllp.send(a28.as_bytes()), "AA");
+    let added = find_person(&server, &token, &format!("id_number={}", newcomer.id_number.unwrap()));
+    assert_eq!(added.len(), 1);
+    let ehr =
+        server.get(&format!("/api/v1/persons/{}/ehr", added[0]["empi_id"].as_str().unwrap()), Some(&token)).items();
+    assert!(ehr.is_empty(), "A28 records a person, not care: {ehr:?}");
 }
 
 /// `rhip hl7 send` splits a file into messages, waits for each ACK, prints
@@ -484,6 +544,7 @@ fn hl7_send_from_the_command_line(backend: Backend) {
 }
 
 both_backends! {
+    updates_and_cancellations => super::updates_and_cancellations;
     hl7_send_from_the_command_line => super::hl7_send_from_the_command_line;
     linking_rules_and_the_review_queue => super::linking_rules_and_the_review_queue;
     admission_discharge_flow => super::admission_discharge_flow;

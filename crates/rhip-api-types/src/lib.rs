@@ -250,6 +250,9 @@ pub struct SubmissionView {
     pub errors: Vec<serde_json::Value>,
     /// The person it was about.
     pub person: Option<String>,
+    /// Site-specific Z-segments the message carried, kept verbatim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub z_segments: Vec<String>,
 }
 
 /// Counts of a region and its subtree.

@@ -72,6 +72,8 @@ pub struct SubmissionRecord {
     pub errors: Option<String>,
     /// Linked person.
     pub person_id: Option<String>,
+    /// Unknown Z-segments kept from the message, separated by `\r`.
+    pub z_segments: Option<String>,
 }
 
 /// Filters for listing submissions.

@@ -145,6 +145,20 @@ fn process_in(tx: &mut Tx<'_>, raw: &[u8], received: &Received, channel: &Channe
     let errors = (!outcome.problems.is_empty()).then(|| serde_json::to_string(&outcome.problems).unwrap_or_default());
     tx.complete_submission(&submission_id, code, errors.as_deref(), outcome.person.as_deref(), &ack)?;
     tx.append_audit(&audit_entry(channel, header, code, &outcome, &submission_id))?;
+    if outcome.code != AckCode::Accept {
+        // Identifiers only: the problems name fields, never patient data.
+        let first = outcome.problems.first().map(|p| format!("{} {}: {}", p.location, p.code.code(), p.message));
+        tracing::warn!(
+            channel = channel.name(),
+            facility = header.map(|h| h.sending_facility.as_str()).unwrap_or(""),
+            control_id = header.map(|h| h.control_id.as_str()).unwrap_or(""),
+            ack = code,
+            problems = outcome.problems.len(),
+            first = first.as_deref().unwrap_or(""),
+            submission = %submission_id,
+            "HL7 message refused"
+        );
+    }
     Ok(Answer { ack, code, repeated: false })
 }
 

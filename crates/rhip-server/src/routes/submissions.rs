@@ -103,6 +103,7 @@ fn view(record: SubmissionRecord) -> SubmissionView {
         outcome: record.outcome,
         errors: record.errors.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default(),
         person: record.person_id,
+        z_segments: record.z_segments.map(|z| z.split('\r').map(str::to_string).collect()).unwrap_or_default(),
     }
 }
 
