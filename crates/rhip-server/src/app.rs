@@ -74,7 +74,10 @@ impl Application {
         let mut verifier = Verifier::new();
         verifier.trust(key.public_key(), settings.node.region.as_str());
         let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
+        let writers = usize::try_from(settings.database.pool_size / 2).unwrap_or(1).max(1);
+        let ingest = crate::ingest::Writer::start(store.clone(), writers).context("start the ingest writers")?;
         let state = AppState {
+            ingest,
             store,
             verifier: Arc::new(verifier),
             region: settings.node.region,

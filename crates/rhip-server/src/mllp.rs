@@ -9,7 +9,7 @@
 //! message in hand is answered). A frame larger than the maximum is answered
 //! with AR and the connection goes on.
 
-use crate::ingest::{process_hl7, Channel};
+use crate::ingest::Channel;
 use crate::settings::MllpSettings;
 use crate::state::AppState;
 use rhip_hl7::mllp::{frame, Deframer, FrameEvent};
@@ -116,13 +116,7 @@ async fn connection(
         for event in deframer.push(&buffer[..count]) {
             match event {
                 FrameEvent::Message(payload) => {
-                    let store = state.store.clone();
-                    let channel = Channel::Mllp(peer_name.clone());
-                    let span = tracing::info_span!("mllp_message", %peer);
-                    let answer =
-                        tokio::task::spawn_blocking(move || span.in_scope(|| process_hl7(&store, &payload, &channel)))
-                            .await
-                            .map_err(std::io::Error::other)?;
+                    let answer = state.ingest.submit(payload, Channel::Mllp(peer_name.clone())).await;
                     match answer {
                         Ok(answer) => {
                             state.metrics.hl7_messages.with_label_values(&["mllp", answer.code]).inc();
@@ -130,7 +124,7 @@ async fn connection(
                         }
                         Err(error) => {
                             // Nothing was committed; the sender must resend. Say so with an AR.
-                            tracing::error!(%peer, %error, "HL7 message could not be stored");
+                            tracing::error!(%peer, error = %error, "HL7 message could not be stored");
                             let ack = reject(state, "the node could not store the message; resend it");
                             stream.write_all(&frame(&ack)).await?;
                         }

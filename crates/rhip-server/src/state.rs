@@ -22,4 +22,6 @@ pub struct AppState {
     pub parent: Option<String>,
     /// Prometheus registry and collectors.
     pub metrics: Arc<Metrics>,
+    /// The group-commit writer every HL7 message goes through.
+    pub ingest: crate::ingest::Writer,
 }

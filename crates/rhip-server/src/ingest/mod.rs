@@ -9,6 +9,9 @@
 //! commit, so an `AA` always means the data is stored.
 
 mod apply;
+mod writer;
+
+pub use writer::Writer;
 
 use rhip_core::RegionCode;
 use rhip_hl7::{AckCode, AckSender, Header, Problem, Received};
@@ -55,20 +58,22 @@ pub fn process_hl7(store: &Store, raw: &[u8], channel: &Channel) -> Result<Answe
     let today = chrono::Utc::now().date_naive();
     let received = rhip_hl7::receive(raw, today);
     match store.write(|tx| process_in(tx, raw, &received, channel)) {
-        // A concurrent resend archived the same dedup key first: answer from the archive.
-        Err(StoreError::Conflict(_)) => {
-            let key = match &received {
-                Received::Accepted { header, .. } | Received::Invalid { header, .. } => dedup_key(header),
-                Received::Rejected { .. } => None,
-            };
-            let Some(key) = key else { return Err(StoreError::Conflict("submission archive".into())) };
-            let stored = store.read(|tx| tx.find_answer(&key))?;
-            match stored {
-                Some((_, ack)) => Ok(Answer { code: ack_code_of(&ack), ack, repeated: true }),
-                None => Err(StoreError::Conflict("submission archive".into())),
-            }
-        }
+        Err(StoreError::Conflict(_)) => answer_from_archive(store, &received),
         other => other,
+    }
+}
+
+/// When a concurrent resend archived the same dedup key first, its stored
+/// answer is this message's answer too.
+fn answer_from_archive(store: &Store, received: &Received) -> Result<Answer, StoreError> {
+    let key = match received {
+        Received::Accepted { header, .. } | Received::Invalid { header, .. } => dedup_key(header),
+        Received::Rejected { .. } => None,
+    };
+    let Some(key) = key else { return Err(StoreError::Conflict("submission archive".into())) };
+    match store.read(|tx| tx.find_answer(&key))? {
+        Some((_, ack)) => Ok(Answer { code: ack_code_of(&ack), ack, repeated: true }),
+        None => Err(StoreError::Conflict("submission archive".into())),
     }
 }
 

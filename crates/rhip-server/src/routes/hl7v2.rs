@@ -3,7 +3,7 @@
 //! expect; the same pipeline as the MLLP listener.
 
 use crate::error::ApiError;
-use crate::ingest::{process_hl7, Channel};
+use crate::ingest::Channel;
 use crate::principal::Principal;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
@@ -29,9 +29,7 @@ pub async fn submit(
         facility: principal.claims.facility.clone().unwrap_or_default(),
         request_id: principal.request_id.clone(),
     };
-    let store = state.store.clone();
-    let span = tracing::Span::current();
-    let answer = web::block(move || span.in_scope(|| process_hl7(&store, &body, &channel))).await??;
+    let answer = state.ingest.submit(body.to_vec(), channel).await.map_err(ApiError::Internal)?;
     state.metrics.hl7_messages.with_label_values(&["http", answer.code]).inc();
     Ok(HttpResponse::Ok().content_type(ER7).body(answer.ack))
 }
