@@ -67,8 +67,8 @@ pub struct ReviewItem {
 /// The person a submission is about.
 #[derive(Clone, Debug)]
 pub struct Linked {
-    /// The person (after any update).
-    pub person: PersonRecord,
+    /// EMPI id of the person.
+    pub person_id: String,
     /// The rule that linked it.
     pub rule: LinkRule,
 }
@@ -82,6 +82,17 @@ impl Tx<'_> {
     {
         let inner = self.inner;
         self.conn.transaction(|conn| work(&mut Tx { conn, inner }))
+    }
+
+    /// Runs a write that a unique key may refuse because of a concurrent
+    /// writer: in a savepoint on PostgreSQL; directly on SQLite, where this
+    /// transaction already holds the database's only write lock and a refused
+    /// statement is undone on its own.
+    fn guarded<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match self.conn {
+            crate::DbConn::Pg(_) => self.savepoint(work),
+            crate::DbConn::Sqlite(_) => work(self),
+        }
     }
 
     /// Finds or creates the person a submission is about, cross-references
@@ -118,9 +129,11 @@ impl Tx<'_> {
                 (None, None) => {}
             }
         }
+        let mut created = false;
         let person_id = match person_id {
             Some(id) => self.follow_merges(id)?,
             None => {
+                created = true;
                 let (id, raced) = self.create_person(facts)?;
                 rule = match (raced, &review) {
                     (Some(raced_rule), _) => raced_rule,
@@ -136,9 +149,11 @@ impl Tx<'_> {
             }
         };
         self.cross_reference(&person_id, &facts.identifiers, submission_id)?;
-        self.apply_demographics(&person_id, facts, change, submission_id)?;
-        let person = self.person_record(&person_id)?;
-        Ok(Linked { person, rule })
+        // A person created from these very facts needs no update.
+        if !(created && rule != LinkRule::CitizenId) {
+            self.apply_demographics(&person_id, facts, change, submission_id)?;
+        }
+        Ok(Linked { person_id, rule })
     }
 
     fn person_by_id_number(&mut self, id_number: &str) -> Result<Option<String>, StoreError> {
@@ -216,7 +231,7 @@ impl Tx<'_> {
             non_resident: !node.contains(&home_region),
             home_region,
         };
-        match self.savepoint::<_, StoreError>(|tx| tx.insert_person(&new)) {
+        match self.guarded(|tx| tx.insert_person(&new)) {
             Ok(record) => Ok((record.id, None)),
             Err(StoreError::Conflict(message)) => {
                 if let Some(id_number) = &facts.id_number {
@@ -249,7 +264,7 @@ impl Tx<'_> {
                     self.add_review_item(person_id, Some(&owner), &reason, submission_id)?;
                 }
                 None => {
-                    let inserted = self.savepoint::<_, StoreError>(|tx| {
+                    let inserted = self.guarded(|tx| {
                         diesel::insert_into(person_identifiers::table)
                             .values((
                                 person_identifiers::id.eq(rhip_core::new_id().to_string()),
@@ -319,7 +334,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let hlc = self.tick().encode();
-        let updated = self.savepoint::<_, StoreError>(|tx| {
+        let updated = self.guarded(|tx| {
             diesel::update(persons::table.find(person_id))
                 .set((
                     persons::name.eq(&name),

@@ -53,7 +53,7 @@ pub fn apply(
     tx.lock_for(&format!("{facility}|{}", patient_key(patient)))?;
     let facts = demographics(patient, facility);
     let linked = tx.link_person(&facts, change, Some(submission_id))?;
-    let person = linked.person.id.clone();
+    let person = linked.person_id;
     let at = |visit: Option<&Visit>| {
         visit.and_then(|v| v.event_time).or(header.message_time).unwrap_or_else(|| chrono::Utc::now().naive_utc())
     };
