@@ -119,15 +119,11 @@ fn facility_registry_over_http(backend: Backend) {
 }
 
 fn demo_records_are_served(backend: Backend) {
-    let Some(db) = rhip_tests::TestDb::new(backend) else {
+    let Some(demo) = rhip_tests::Demo::new(backend) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["demo", "--once", "--dir", dir.path().to_str().unwrap()];
-    if let Some(url) = &db.url {
-        args.extend(["--db", url]);
-    }
-    assert!(rhip(&args).status.success());
+    assert!(demo.run_once().status.success());
+    let rhip_tests::Demo { dir, db } = demo;
     // Serve the demo's folder as a plain node and read the seeded records.
     let mut doc: toml::Table = std::fs::read_to_string(dir.path().join("node.toml")).unwrap().parse().unwrap();
     doc["api"].as_table_mut().unwrap().insert("listen".into(), "127.0.0.1:0".into());

@@ -131,21 +131,16 @@ fn person_import_is_all_or_nothing(backend: Backend) {
 }
 
 fn demo_once_passes_its_checks(backend: Backend) {
-    let Some(db) = rhip_tests::TestDb::new(backend) else {
+    let Some(demo) = rhip_tests::Demo::new(backend) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["demo", "--once", "--dir", dir.path().to_str().unwrap()];
-    if let Some(url) = &db.url {
-        args.extend(["--db", url]);
-    }
-    let output = rhip(&args);
+    let output = demo.run_once();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("9/9 checks passed"), "{stdout}");
     assert!(stdout.contains("curl -H 'Authorization: Bearer "), "{stdout}");
     // A second run on the same folder reuses the node and its data.
-    let again = rhip(&args);
+    let again = demo.run_once();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
 }
 

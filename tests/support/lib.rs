@@ -289,6 +289,28 @@ impl From<Result<ureq::Response, ureq::Error>> for Response {
     }
 }
 
+/// A demo folder and its database, for running `rhip demo` on a backend.
+pub struct Demo {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+}
+
+impl Demo {
+    /// A fresh folder (and database), or `None` when PostgreSQL is absent outside CI.
+    pub fn new(backend: Backend) -> Option<Demo> {
+        Some(Demo { db: TestDb::new(backend)?, dir: tempfile::tempdir().unwrap() })
+    }
+
+    /// Runs `rhip demo --once` on this folder and database.
+    pub fn run_once(&self) -> Output {
+        let mut args = vec!["demo", "--once", "--dir", self.dir.path().to_str().unwrap()];
+        if let Some(url) = &self.db.url {
+            args.extend(["--db", url]);
+        }
+        rhip(&args)
+    }
+}
+
 /// A synthetic person for imports, with a valid citizen ID born in `region`.
 pub fn person(name: &str, region: &str, birth: (i32, u32, u32), sequence: u16) -> Value {
     let region_code = rhip_core::RegionCode::parse(region).unwrap();
