@@ -31,6 +31,20 @@ impl AckCode {
             AckCode::Reject => "AR",
         }
     }
+
+    /// MSA-1 of an ACK as received (any field separator), for clients and
+    /// for answers repeated from an archive.
+    pub fn of(ack: &[u8]) -> Option<AckCode> {
+        let text = String::from_utf8_lossy(ack);
+        let separator = text.strip_prefix("MSH")?.chars().next()?;
+        let msa = text.split(['\r', '\n']).find(|segment| segment.starts_with("MSA"))?;
+        match msa.split(separator).nth(1)? {
+            "AA" | "CA" => Some(AckCode::Accept),
+            "AE" | "CE" => Some(AckCode::Error),
+            "AR" | "CR" => Some(AckCode::Reject),
+            _ => None,
+        }
+    }
 }
 
 /// Who we are in the ACK's MSH-3/MSH-4.
@@ -198,6 +212,15 @@ fn minor_version(version: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ack_codes_are_read_back_with_any_field_separator() {
+        use super::AckCode;
+        assert_eq!(AckCode::of(b"MSH|^~\\&|A\rMSA|AE|1|x\r"), Some(AckCode::Error));
+        assert_eq!(AckCode::of(b"MSH^~|\\&^A\rMSA^AR^1\r"), Some(AckCode::Reject));
+        assert_eq!(AckCode::of(b"MSH|^~\\&|A\nMSA|AA|1\n"), Some(AckCode::Accept));
+        assert_eq!(AckCode::of(b"not an ack"), None);
+    }
+
     use super::*;
     use crate::error::{ErrorCode, Location};
 

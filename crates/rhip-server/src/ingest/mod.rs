@@ -146,7 +146,7 @@ fn process_in(tx: &mut Tx<'_>, raw: &[u8], received: &Received, channel: &Channe
     let text = rhip_hl7::ack(header, outcome.code, &outcome.problems, &sender, &submission_id, now);
     let charset = header.map_or(rhip_hl7::Charset::Utf8, |h| h.charset);
     let ack = rhip_hl7::encode(&text, charset);
-    let code = ack_code_name(outcome.code);
+    let code = outcome.code.code();
     let errors = (!outcome.problems.is_empty()).then(|| serde_json::to_string(&outcome.problems).unwrap_or_default());
     tx.complete_submission(&submission_id, code, errors.as_deref(), outcome.person.as_deref(), &ack)?;
     tx.append_audit(&audit_entry(channel, header, code, &outcome, &submission_id))?;
@@ -224,19 +224,9 @@ fn dedup_key(header: &Header) -> Option<String> {
     (!header.control_id.is_empty()).then(|| format!("{}|{}", header.sending_facility, header.control_id))
 }
 
-fn ack_code_name(code: AckCode) -> &'static str {
-    match code {
-        AckCode::Accept => "AA",
-        AckCode::Error => "AE",
-        AckCode::Reject => "AR",
-    }
-}
-
 /// MSA-1 of a stored ACK (for answers repeated from the archive).
 fn ack_code_of(ack: &[u8]) -> &'static str {
-    let text = String::from_utf8_lossy(ack);
-    let msa = text.split('\r').find(|segment| segment.starts_with("MSA")).unwrap_or("");
-    ["AA", "AE", "AR"].into_iter().find(|code| msa.get(4..6) == Some(*code)).unwrap_or("AR")
+    AckCode::of(ack).unwrap_or(AckCode::Reject).code()
 }
 
 fn audit_entry(

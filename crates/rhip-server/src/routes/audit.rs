@@ -3,10 +3,11 @@
 use crate::blocking::in_transaction;
 use crate::error::ApiError;
 use crate::principal::Principal;
+use crate::routes::params;
 use crate::state::AppState;
 use crate::views;
 use actix_web::{web, HttpResponse};
-use rhip_api_types::{FieldProblem, ItemList};
+use rhip_api_types::ItemList;
 use rhip_auth::Permission;
 use rhip_store::AuditQuery;
 use serde::Deserialize;
@@ -31,17 +32,6 @@ pub struct AuditParams {
     pub limit: Option<i64>,
 }
 
-fn parse_time(field: &str, value: &Option<String>, errors: &mut Vec<FieldProblem>) -> Option<chrono::NaiveDateTime> {
-    let value = value.as_ref()?;
-    match chrono::DateTime::parse_from_rfc3339(value) {
-        Ok(time) => Some(time.naive_utc()),
-        Err(_) => {
-            errors.push(FieldProblem { field: field.into(), message: format!("{value:?} is not an RFC 3339 time") });
-            None
-        }
-    }
-}
-
 /// Audit entries, newest first, filtered by person, actor, facility and time.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
     responses((status = 200, body = ItemList<rhip_api_types::AuditEntryView>), (status = 403, body = rhip_api_types::Problem),
@@ -60,12 +50,9 @@ pub async fn query(
         return Err(crate::routes::persons::deny_now(&state, &principal, "audit_log", None, reason).await);
     }
     let mut errors = Vec::new();
-    let from = parse_time("from", &params.from, &mut errors);
-    let to = parse_time("to", &params.to, &mut errors);
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=10_000).contains(&limit) {
-        errors.push(FieldProblem { field: "limit".into(), message: format!("{limit} is outside 1 to 10000") });
-    }
+    let from = params::time("from", &params.from, &mut errors);
+    let to = params::time("to", &params.to, &mut errors);
+    let limit = params::limit(params.limit, 100, 10_000, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }

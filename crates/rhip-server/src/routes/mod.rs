@@ -7,6 +7,7 @@ pub mod health;
 pub mod hl7v2;
 pub mod me;
 pub mod openapi;
+pub mod params;
 pub mod persons;
 pub mod stats;
 pub mod submissions;

@@ -4,6 +4,7 @@
 use crate::blocking::in_transaction;
 use crate::error::ApiError;
 use crate::principal::Principal;
+use crate::routes::params;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use rhip_api_types::{FieldProblem, ItemList, SubmissionView};
@@ -40,26 +41,14 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Permission::ReadSubmissions)?;
     let mut errors = Vec::new();
-    let time = |field: &str, value: &Option<String>, errors: &mut Vec<FieldProblem>| {
-        value.as_ref().and_then(|v| match chrono::DateTime::parse_from_rfc3339(v) {
-            Ok(t) => Some(t.naive_utc()),
-            Err(_) => {
-                errors.push(FieldProblem { field: field.into(), message: format!("{v:?} is not an RFC 3339 time") });
-                None
-            }
-        })
-    };
-    let from = time("from", &params.from, &mut errors);
-    let to = time("to", &params.to, &mut errors);
+    let from = params::time("from", &params.from, &mut errors);
+    let to = params::time("to", &params.to, &mut errors);
     if let Some(outcome) = &params.outcome {
         if !["AA", "AE", "AR"].contains(&outcome.as_str()) {
             errors.push(FieldProblem { field: "outcome".into(), message: format!("{outcome:?} is not AA, AE or AR") });
         }
     }
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=10_000).contains(&limit) {
-        errors.push(FieldProblem { field: "limit".into(), message: format!("{limit} is outside 1 to 10000") });
-    }
+    let limit = params::limit(params.limit, 100, 10_000, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }

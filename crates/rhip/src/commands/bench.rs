@@ -184,9 +184,7 @@ fn drive(to: &str, facility: &str, run: &str, range: std::ops::Range<u64>) -> Re
             }
         };
         latencies.push(sent.elapsed());
-        let text = String::from_utf8_lossy(&ack);
-        let code =
-            text.split('\r').find(|s| s.starts_with("MSA")).and_then(|s| s.get(4..6)).unwrap_or("??").to_string();
+        let code = rhip_hl7::AckCode::of(&ack).map_or("??", |c| c.code()).to_string();
         *codes.entry(code).or_insert(0) += 1;
     }
     Ok((latencies, codes.into_iter().collect()))

@@ -31,13 +31,8 @@ pub fn send(args: &Hl7SendArgs) -> Result<(), Failure> {
         stream.write_all(&frame(message)).with_context(|| format!("send message {}", index + 1))?;
         let ack = read_ack(&mut stream, &mut deframer).with_context(|| format!("ACK of message {}", index + 1))?;
         let text = String::from_utf8_lossy(&ack);
-        let code = text
-            .split('\r')
-            .find(|segment| segment.starts_with("MSA"))
-            .and_then(|msa| msa.get(4..6))
-            .unwrap_or("??")
-            .to_string();
-        if code != "AA" {
+        let code = rhip_hl7::AckCode::of(&ack);
+        if code != Some(rhip_hl7::AckCode::Accept) {
             refused += 1;
         }
         println!("{}", text.trim_end_matches('\r').replace('\r', "\n"));
