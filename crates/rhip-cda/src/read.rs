@@ -20,7 +20,8 @@ use crate::xml::{self, Element, HL7_NAMESPACE};
 /// ICD-10 code systems whose coded observation values RHIP treats as diagnoses:
 /// WHO ICD-10, ICD-10-CM, and the ICD-10 value domain OID used in WS/T 500 documents
 /// (疾病分类与代码, GB/T 14396 / ICD-10 国家临床版).
-pub const ICD10_CODE_SYSTEMS: [&str; 3] = ["2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90", "2.16.156.10011.2.3.3.11"];
+pub const ICD10_CODE_SYSTEMS: [&str; 3] =
+    ["2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90", "2.16.156.10011.2.3.3.11"];
 
 /// LOINC section code of immunization history, which makes its substance administrations
 /// immunizations.
@@ -115,11 +116,7 @@ fn ts(element: &Element) -> Option<Ts> {
 
 /// An `IVL_TS` or `TS`.
 fn interval(element: &Element) -> Interval {
-    Interval {
-        value: ts(element),
-        low: element.child("low").and_then(ts),
-        high: element.child("high").and_then(ts),
-    }
+    Interval { value: ts(element), low: element.child("low").and_then(ts), high: element.child("high").and_then(ts) }
 }
 
 /// A `PN`: text node and/or family/given parts.
@@ -172,10 +169,7 @@ fn patient(role: &Element) -> Patient {
 
 /// An organisation (`representedOrganization`, `representedCustodianOrganization`, …).
 fn organization(element: &Element) -> Organization {
-    Organization {
-        ids: ids(element),
-        name: element.child("name").map(Element::text).filter(|name| !name.is_empty()),
-    }
+    Organization { ids: ids(element), name: element.child("name").map(Element::text).filter(|name| !name.is_empty()) }
 }
 
 /// `author`.
@@ -380,7 +374,9 @@ fn value(element: &Element) -> Value {
     let xsi_type = element.attr("type").map(|t| t.rsplit(':').next().unwrap_or(t).to_ascii_uppercase());
     let attribute = |name: &str| element.attr(name).unwrap_or_default().to_owned();
     match xsi_type.as_deref() {
-        Some("PQ") => Value::Quantity(Quantity { value: attribute("value"), unit: element.attr("unit").map(str::to_owned) }),
+        Some("PQ") => {
+            Value::Quantity(Quantity { value: attribute("value"), unit: element.attr("unit").map(str::to_owned) })
+        }
         Some("CD" | "CE" | "CV" | "CO" | "CS") => Value::Coded(code(element)),
         Some("ST" | "ED" | "SC") => Value::Text(element.text()),
         Some("INT") => Value::Integer(attribute("value")),

@@ -138,7 +138,8 @@ pub fn by_template(template_id: &str) -> Option<&'static DocumentType> {
 
 /// The type of a read document: by its `code` first, else by any of its template ids.
 pub fn of_document(document: &crate::ClinicalDocument) -> Option<&'static DocumentType> {
-    let by_type_code = document.code.as_ref().and_then(|code| by_code(code.code_system.as_deref()?, code.code.as_deref()?));
+    let by_type_code =
+        document.code.as_ref().and_then(|code| by_code(code.code_system.as_deref()?, code.code.as_deref()?));
     by_type_code.or_else(|| document.template_ids.iter().find_map(|template| by_template(template)))
 }
 
@@ -175,7 +176,9 @@ mod tests {
             assert!(doc.template_id.starts_with(RHIP_OID_ROOT));
             assert!(!doc.required_sections.is_empty(), "{}", doc.code);
         }
-        for title in ["个人基本健康信息登记", "出生医学证明", "高血压患者随访服务", "2型糖尿病患者随访服务", "成人健康体检"] {
+        for title in
+            ["个人基本健康信息登记", "出生医学证明", "高血压患者随访服务", "2型糖尿病患者随访服务", "成人健康体检"]
+        {
             assert!(ehr.iter().any(|doc| doc.title == title), "{title}");
         }
         let immunization = by_code(EHR_CODE_SYSTEM, "ehr10").unwrap();
@@ -189,7 +192,9 @@ mod tests {
         let all = all();
         assert_eq!(all.len(), 73);
         for (index, doc) in all.iter().enumerate() {
-            assert!(all[index + 1..].iter().all(|other| other.code != doc.code && other.template_id != doc.template_id));
+            assert!(all[index + 1..]
+                .iter()
+                .all(|other| other.code != doc.code && other.template_id != doc.template_id));
             assert_eq!(by_template(&doc.template_id).map(|d| &d.code), Some(&doc.code));
             for section in &doc.required_sections {
                 let loinc_or_data_element = section.code.contains('-') || section.code.starts_with("DE");

@@ -147,7 +147,9 @@ mod tests {
 
     #[test]
     fn every_precision_parses_and_round_trips() {
-        for text in ["2024", "202403", "20240315", "2024031508", "202403150830", "20240315083005", "20240315083005+0800"] {
+        for text in
+            ["2024", "202403", "20240315", "2024031508", "202403150830", "20240315083005", "20240315083005+0800"]
+        {
             let parsed = Timestamp::parse(text).unwrap();
             assert_eq!(parsed.to_hl7(), text);
         }

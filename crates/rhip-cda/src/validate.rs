@@ -137,14 +137,15 @@ fn check_sections(document: &ClinicalDocument, document_type: &DocumentType, pro
 fn check_time(path: String, time: Option<&Ts>, today: NaiveDate, no_future: bool, problems: &mut Vec<Problem>) {
     let Some(time) = time else { return };
     match time.value {
-        None => problems.push(Problem::new(
-            path,
-            format!("an HL7 TS (YYYYMMDD[HHMM[SS]][+ZZZZ]) in @value; found '{}'", time.raw),
-        )),
+        None => problems
+            .push(Problem::new(path, format!("an HL7 TS (YYYYMMDD[HHMM[SS]][+ZZZZ]) in @value; found '{}'", time.raw))),
         Some(value) => {
             let date = value.with_offset().map_or(value.date(), |instant| instant.naive_utc().date());
             if no_future && date > today {
-                problems.push(Problem::new(path, format!("a time not in the future (today is {today}); found '{}'", time.raw)));
+                problems.push(Problem::new(
+                    path,
+                    format!("a time not in the future (today is {today}); found '{}'", time.raw),
+                ));
             }
         }
     }
@@ -160,7 +161,13 @@ fn check_interval(path: &str, interval: &Interval, today: NaiveDate, problems: &
 
 /// All dates of the header and the entries.
 fn check_times(document: &ClinicalDocument, today: NaiveDate, problems: &mut Vec<Problem>) {
-    check_time("/ClinicalDocument/effectiveTime/@value".into(), document.effective_time.as_ref(), today, true, problems);
+    check_time(
+        "/ClinicalDocument/effectiveTime/@value".into(),
+        document.effective_time.as_ref(),
+        today,
+        true,
+        problems,
+    );
     if let Some(patient) = &document.patient {
         let path = "/ClinicalDocument/recordTarget/patientRole/patient/birthTime/@value";
         check_time(path.into(), patient.birth_time.as_ref(), today, true, problems);
@@ -223,11 +230,8 @@ fn check_patient(document: &ClinicalDocument, today: NaiveDate, problems: &mut V
         sex
     });
     let id_count = patient.ids.len();
-    let Some((index, id)) = patient
-        .ids
-        .iter()
-        .enumerate()
-        .find(|(_, id)| id.root.as_deref() == Some(rhip_core::OID_CITIZEN_ID))
+    let Some((index, id)) =
+        patient.ids.iter().enumerate().find(|(_, id)| id.root.as_deref() == Some(rhip_core::OID_CITIZEN_ID))
     else {
         return;
     };

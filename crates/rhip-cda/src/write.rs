@@ -238,7 +238,8 @@ pub fn ehr_summary(summary: &EhrSummary) -> Vec<u8> {
 
 /// Writes the EMR document of one encounter, as the type [`emr_type_for`] its kind.
 pub fn emr_encounter(document: &EncounterDocument) -> Vec<u8> {
-    let document_type = registry::by_code(rhip_core::OID_DOCUMENT_TYPE_CODE_SYSTEM, emr_type_for(document.encounter.kind));
+    let document_type =
+        registry::by_code(rhip_core::OID_DOCUMENT_TYPE_CODE_SYSTEM, emr_type_for(document.encounter.kind));
     let mut xml = Xml::new();
     if let Some(document_type) = document_type {
         let codes: Vec<&str> = document_type.required_sections.iter().map(|s| s.code.as_str()).collect();
@@ -433,7 +434,12 @@ fn body<'a>(xml: &mut Xml, document_type: &DocumentType, content_of: impl Fn(&Re
         let system_name = if section.code.starts_with("DE") { "WS 363" } else { "LOINC" };
         xml.empty(
             "code",
-            &[("code", &section.code), ("codeSystem", system), ("codeSystemName", system_name), ("displayName", &section.name)],
+            &[
+                ("code", &section.code),
+                ("codeSystem", system),
+                ("codeSystemName", system_name),
+                ("displayName", &section.name),
+            ],
         );
         xml.text_element("title", &[], section_title(&section.code).unwrap_or(&section.name));
         narrative(xml, &content);
@@ -509,7 +515,10 @@ fn narrative(xml: &mut Xml, content: &SectionContent<'_>) {
 fn diagnosis_entry(xml: &mut Xml, diagnosis: &DiagnosisInput) {
     xml.open("entry", &[("typeCode", "DRIV")]);
     xml.open("observation", &[("classCode", "OBS"), ("moodCode", "EVN")]);
-    xml.empty("code", &[("code", "29548-5"), ("codeSystem", LOINC), ("codeSystemName", "LOINC"), ("displayName", "Diagnosis")]);
+    xml.empty(
+        "code",
+        &[("code", "29548-5"), ("codeSystem", LOINC), ("codeSystemName", "LOINC"), ("displayName", "Diagnosis")],
+    );
     xml.empty("statusCode", &[("code", "completed")]);
     if let Some(time) = &diagnosis.time {
         xml.empty("effectiveTime", &[("value", &time.to_hl7())]);

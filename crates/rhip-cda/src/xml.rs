@@ -252,7 +252,9 @@ fn build_tree(text: &str, limits: &Limits) -> Result<Element, Rejected> {
                     let value = attribute.unescape_value().map_err(|error| {
                         Rejected::one(
                             format!("{path}/@{name}"),
-                            format!("an attribute value with only the five XML entities and character references: {error}"),
+                            format!(
+                                "an attribute value with only the five XML entities and character references: {error}"
+                            ),
                         )
                     })?;
                     attributes.push((name, value.into_owned()));
@@ -265,7 +267,10 @@ fn build_tree(text: &str, limits: &Limits) -> Result<Element, Rejected> {
             }
             (_, Event::End(_)) => {
                 let Some(element) = stack.pop() else {
-                    return Err(Rejected::one("/", format!("well-formed XML; unexpected end tag near byte {position}")));
+                    return Err(Rejected::one(
+                        "/",
+                        format!("well-formed XML; unexpected end tag near byte {position}"),
+                    ));
                 };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
@@ -343,7 +348,8 @@ mod tests {
 
     #[test]
     fn tree_keeps_names_namespaces_attributes_and_text() {
-        let xml = br#"<r xmlns="urn:hl7-org:v3" xmlns:x="urn:other" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+        let xml =
+            br#"<r xmlns="urn:hl7-org:v3" xmlns:x="urn:other" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
             <a xsi:type="cda:PQ" value="1 &amp; 2">t&#x4E2D;<![CDATA[<c>]]></a><x:a/></r>"#;
         let root = parse(xml, &Limits::default()).unwrap();
         assert!(root.is_hl7());

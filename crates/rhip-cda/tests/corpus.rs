@@ -2,6 +2,8 @@
 //! reading must never panic, must succeed for every well-formed `ClinicalDocument`, and
 //! validation must refuse them as unknown (US LOINC) document types at `/ClinicalDocument/code`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -55,7 +57,9 @@ fn every_corpus_document_reads_and_fails_validation_as_an_unknown_type() {
         assert!(document.id.is_some(), "{name}");
         let problems = validate(&document, today);
         assert!(
-            problems.iter().any(|p| p.path == "/ClinicalDocument/code" && p.expected.contains("registered document type")),
+            problems
+                .iter()
+                .any(|p| p.path == "/ClinicalDocument/code" && p.expected.contains("registered document type")),
             "{name}: {problems:?}"
         );
     }
@@ -88,8 +92,8 @@ fn ccd_entries_are_extracted() {
 fn related_documents_and_non_xml_bodies() {
     let Some(corpus) = corpus() else { return };
     let folder = corpus.join("cda/c-cda-examples");
-    let replace = read(&std::fs::read(folder.join("CCD_Parent_Document_Replace_RPLC.xml")).unwrap(), &Limits::default())
-        .unwrap();
+    let replace =
+        read(&std::fs::read(folder.join("CCD_Parent_Document_Replace_RPLC.xml")).unwrap(), &Limits::default()).unwrap();
     let related = &replace.related_documents[0];
     assert_eq!(related.type_code, "RPLC");
     assert!(!related.parent_ids.is_empty());

@@ -1,6 +1,8 @@
 //! Hostile and broken input: every case is refused with a problem that names where and
 //! what, and nothing panics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use proptest::prelude::*;
@@ -51,7 +53,9 @@ fn external_entity_is_refused() {
 
 #[test]
 fn predefined_entities_and_character_references_are_fine() {
-    let document = read(minimal("<title>&lt;&#27979;&#x8BD5;&amp;&quot;&apos;&gt;</title>").as_bytes(), &Limits::default()).unwrap();
+    let document =
+        read(minimal("<title>&lt;&#27979;&#x8BD5;&amp;&quot;&apos;&gt;</title>").as_bytes(), &Limits::default())
+            .unwrap();
     assert_eq!(document.title.as_deref(), Some("<测试&\"'>"));
 }
 
@@ -132,7 +136,11 @@ fn wrong_root_or_namespace_is_refused() {
     let rejected = refused(b"<ClinicalDocument/>");
     assert!(rejected.problems[0].expected.contains("found no namespace"), "{rejected}");
     // A prefixed root in the right namespace is fine.
-    read(b"<cda:ClinicalDocument xmlns:cda=\"urn:hl7-org:v3\"><cda:title>t</cda:title></cda:ClinicalDocument>", &Limits::default()).unwrap();
+    read(
+        b"<cda:ClinicalDocument xmlns:cda=\"urn:hl7-org:v3\"><cda:title>t</cda:title></cda:ClinicalDocument>",
+        &Limits::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -158,7 +166,8 @@ fn gb18030_document_is_decoded() {
 
 #[test]
 fn unknown_encoding_is_refused() {
-    let rejected = refused(b"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>");
+    let rejected =
+        refused(b"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>");
     assert!(rejected.problems[0].expected.contains("'shift_jis'"), "{rejected}");
 }
 

@@ -1,5 +1,7 @@
 //! Validation problems, each with the path of the element and what was expected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use rhip_cda::write::{ehr_summary, emr_encounter};
@@ -53,8 +55,7 @@ fn citizen_id_must_agree_with_birth_time_and_sex() {
 fn gender_codes_of_both_value_domains_are_accepted_and_others_are_not() {
     let mut document = outpatient();
     let gender_path = "/ClinicalDocument/recordTarget/patientRole/patient/administrativeGenderCode";
-    document.patient.as_mut().unwrap().gender =
-        Some(Code::new("F", rhip_cda::HL7_ADMINISTRATIVE_GENDER_OID, "Female"));
+    document.patient.as_mut().unwrap().gender = Some(Code::new("F", rhip_cda::HL7_ADMINISTRATIVE_GENDER_OID, "Female"));
     assert_eq!(validate(&document, today()), Vec::<Problem>::new());
     document.patient.as_mut().unwrap().gender = Some(Code::new("X", "1.2.3", "?"));
     let problems = validate(&document, today());
@@ -139,7 +140,8 @@ fn unknown_type_is_reported_at_the_code_and_template_ids_also_identify_a_type() 
 #[test]
 fn a_document_edited_as_text_reports_the_same_paths() {
     let xml = String::from_utf8(ehr_summary(&summary())).unwrap();
-    let broken = xml.replacen("<effectiveTime value=\"20261120100000+0800\"/>", "<effectiveTime value=\"yesterday\"/>", 1);
+    let broken =
+        xml.replacen("<effectiveTime value=\"20261120100000+0800\"/>", "<effectiveTime value=\"yesterday\"/>", 1);
     let document = read(broken.as_bytes(), &Limits::default()).unwrap();
     let problems = validate(&document, today());
     let problem = problem_at(&problems, "/ClinicalDocument/effectiveTime/@value");

@@ -1,6 +1,8 @@
 //! The writer's output: valid against the CDA R2 schema (when xmllint is installed), valid
 //! by RHIP's own validation, and read back into the same data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;
@@ -60,7 +62,8 @@ fn assert_same_patient(document: &ClinicalDocument, input: &rhip_cda::write::Pat
 
 /// Checks diagnoses (code and time) read back.
 fn assert_same_diagnoses(document: &ClinicalDocument, input: &[DiagnosisInput]) {
-    let read: Vec<_> = document.diagnoses().into_iter().map(|d| (d.code.clone(), d.effective_time.value.clone())).collect();
+    let read: Vec<_> =
+        document.diagnoses().into_iter().map(|d| (d.code.clone(), d.effective_time.value.clone())).collect();
     let written: Vec<_> = input.iter().map(|d| (d.code.clone(), d.time.map(rhip_cda::Ts::of))).collect();
     assert_eq!(read, written);
 }
@@ -90,7 +93,10 @@ fn assert_same_results(document: &ClinicalDocument, input: &[rhip_cda::write::Re
             (Some(Value::Text(read)), ResultValue::Text(written)) => assert_eq!(read, written),
             (read, written) => panic!("value {read:?} read back for {written:?}"),
         }
-        assert_eq!(read.reference_range.as_ref().map(|r| (&r.low, &r.high)), input.reference_range.as_ref().map(|r| (&r.low, &r.high)));
+        assert_eq!(
+            read.reference_range.as_ref().map(|r| (&r.low, &r.high)),
+            input.reference_range.as_ref().map(|r| (&r.low, &r.high))
+        );
         assert_eq!(read.interpretation.as_ref().and_then(|c| c.code.as_deref()), input.flag.as_deref());
         assert_eq!(read.effective_time.value.as_ref().and_then(|t| t.value), input.time);
     }
@@ -160,7 +166,10 @@ fn encounter_documents_get_their_ws500_type_and_round_trip() {
         assert_same_results(&document, &input.results);
         assert_same_administrations(document.medications(), &input.medications);
         assert_eq!(document.authors[0].name.as_ref().unwrap().text, "测试医生丙");
-        let complaint = document.all_sections().into_iter().find(|s| s.code.as_ref().and_then(|c| c.code.as_deref()) == Some("10154-3"));
+        let complaint = document
+            .all_sections()
+            .into_iter()
+            .find(|s| s.code.as_ref().and_then(|c| c.code.as_deref()) == Some("10154-3"));
         if let Some(complaint) = complaint {
             assert_eq!(complaint.text, "咳嗽、发热3天");
         }
@@ -181,8 +190,17 @@ fn written_documents_also_read_when_transcoded_to_gb18030() {
 /// repeated whitespace; Chinese, GB18030-only (CJK extension A/B) and ASCII characters and
 /// the XML special characters.
 fn clean_text() -> impl Strategy<Value = String> {
-    proptest::collection::vec(prop_oneof!["[测试甲乙丙丁号路㐀㐁𠀀𠀁]", "[a-zA-Z0-9]", Just("&".to_owned()), Just("<".to_owned()), Just("\"".to_owned())], 1..12)
-        .prop_map(|parts| parts.concat())
+    proptest::collection::vec(
+        prop_oneof![
+            "[测试甲乙丙丁号路㐀㐁𠀀𠀁]",
+            "[a-zA-Z0-9]",
+            Just("&".to_owned()),
+            Just("<".to_owned()),
+            Just("\"".to_owned())
+        ],
+        1..12,
+    )
+    .prop_map(|parts| parts.concat())
 }
 
 proptest! {

@@ -1,7 +1,7 @@
 //! Synthetic inputs for the writer tests: invented names (测试甲…), synthetic citizen IDs
 //! with a valid check digit, made-up facilities. No real person's data.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::NaiveDate;
 use rhip_cda::write::{
@@ -46,7 +46,10 @@ pub fn node() -> Organization {
 
 /// A synthetic hospital.
 pub fn hospital() -> Organization {
-    Organization { ids: vec![InstanceId::new("2.16.156.10011.1.5", "H0001")], name: Some("测试第一人民医院".to_owned()) }
+    Organization {
+        ids: vec![InstanceId::new("2.16.156.10011.1.5", "H0001")],
+        name: Some("测试第一人民医院".to_owned()),
+    }
 }
 
 /// A lab result with unit, range and flag.
