@@ -220,29 +220,28 @@ fn build_tree(text: &str, limits: &Limits) -> Result<Element, Rejected> {
                     return Err(Rejected::one("/", format!("a single root element; found <{local}> after it")));
                 }
                 element_count += 1;
+                // Paths are only built when there is a problem to report: building one per
+                // element would cost O(depth) for every element read.
+                let path = || format!("{}/{local}", path_of(&stack).trim_end_matches('/'));
                 if element_count > limits.max_elements {
                     return Err(Rejected::one(
-                        format!("{}/{local}", path_of(&stack)),
+                        path(),
                         format!("at most {} elements in the document", limits.max_elements),
                     ));
                 }
                 if stack.len() + 1 > limits.max_depth {
-                    return Err(Rejected::one(
-                        format!("{}/{local}", path_of(&stack)),
-                        format!("elements nested at most {} deep", limits.max_depth),
-                    ));
+                    return Err(Rejected::one(path(), format!("elements nested at most {} deep", limits.max_depth)));
                 }
-                let path = format!("{}/{local}", path_of(&stack).trim_end_matches('/'));
                 let mut attributes = Vec::new();
                 for (index, attribute) in start.attributes().enumerate() {
                     if index >= limits.max_attributes {
                         return Err(Rejected::one(
-                            path,
+                            path(),
                             format!("at most {} attributes on one element", limits.max_attributes),
                         ));
                     }
                     let attribute = attribute.map_err(|error| {
-                        Rejected::one(path.clone(), format!("well-formed attributes near byte {position}: {error}"))
+                        Rejected::one(path(), format!("well-formed attributes near byte {position}: {error}"))
                     })?;
                     let key = attribute.key;
                     if key.as_namespace_binding().is_some() {
@@ -251,7 +250,7 @@ fn build_tree(text: &str, limits: &Limits) -> Result<Element, Rejected> {
                     let name = String::from_utf8_lossy(key.local_name().as_ref()).into_owned();
                     let value = attribute.unescape_value().map_err(|error| {
                         Rejected::one(
-                            format!("{path}/@{name}"),
+                            format!("{}/@{name}", path()),
                             format!(
                                 "an attribute value with only the five XML entities and character references: {error}"
                             ),
