@@ -419,3 +419,87 @@ fn medication(element: &Element, path: &str) -> Medication {
         effective_time,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRIES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:sdtc="urn:hl7-org:sdtc">
+  <id root="1.2.3" extension="d1"/>
+  <recordTarget><patientRole>
+    <id nullFlavor="NI"/>
+    <addr><county>朝阳区</county><postalCode>100020</postalCode></addr>
+    <patient><name><family>Doe</family><given>Jane</given></name><sdtc:id root="x"/>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/><birthTime value="19800517"/></patient>
+  </patientRole></recordTarget>
+  <component><structuredBody>
+    <component><section>
+      <code code="11450-4" codeSystem="2.16.840.1.113883.6.1"/>
+      <title>Problems</title>
+      <text><list><item>Hypertension</item><item>Cough</item></list></text>
+      <entry><act classCode="ACT" moodCode="EVN"><entryRelationship typeCode="SUBJ">
+        <observation classCode="OBS" moodCode="EVN">
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <effectiveTime><low value="20200101"/></effectiveTime>
+          <value xsi:type="CD" code="59621000" codeSystem="2.16.840.1.113883.6.96">
+            <translation code="I10" codeSystem="2.16.840.1.113883.6.90" displayName="Essential hypertension"/>
+          </value>
+        </observation>
+      </entryRelationship></act></entry>
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <code code="DE05.01.024.00" codeSystem="2.16.156.10011.2.2.1"/>
+        <value code="R05" codeSystem="1.9.9" codeSystemName="ICD-10"/>
+      </observation></entry>
+    </section></component>
+    <component><section>
+      <code code="30954-2" codeSystem="2.16.840.1.113883.6.1"/>
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <component><observation classCode="OBS" moodCode="EVN"><code code="a"/><value xsi:type="cda:PQ" value="5.60" unit="mmol/L"/></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="b"/><value xsi:type="INT" value="3"/></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="c"/><value xsi:type="REAL" value="1.5"/></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="d"/><value xsi:type="TS" value="20240101"/></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="e"/><value xsi:type="ST">阴性</value></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="f"/><value code="POS" codeSystem="1.2"/></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN"><code code="g"/><value nullFlavor="NI"/></observation></component>
+      </organizer></entry>
+    </section></component>
+    <component><section>
+      <templateId root="2.16.840.1.113883.10.20.22.2.2.1"/>
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <effectiveTime value="20240101"/>
+        <consumable><manufacturedProduct><manufacturedMaterial><code code="140" displayName="Influenza"/></manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>
+    </section></component>
+  </structuredBody></component>
+</ClinicalDocument>"#;
+
+    #[test]
+    fn entries_of_every_shape_are_extracted() {
+        let document = read(ENTRIES.as_bytes(), &Limits::default()).unwrap();
+        let patient = document.patient.as_ref().unwrap();
+        assert_eq!(patient.name.as_ref().unwrap().text, "Jane Doe");
+        assert_eq!(patient.addresses[0].part("county"), Some("朝阳区"));
+        assert_eq!(patient.addresses[0].part("postalCode"), Some("100020"));
+        assert!(!patient.ids[0].is_present());
+        let diagnoses = document.diagnoses();
+        assert_eq!(diagnoses.len(), 2);
+        assert_eq!(diagnoses[0].code.code.as_deref(), Some("I10"));
+        assert_eq!(diagnoses[0].path, "/ClinicalDocument/component/structuredBody/component[1]/section/entry[1]/act/entryRelationship/observation");
+        assert_eq!(diagnoses[0].effective_time.low.as_ref().unwrap().raw, "20200101");
+        assert_eq!(diagnoses[1].code.code.as_deref(), Some("R05"));
+        let values: Vec<_> = document.observations().iter().map(|o| o.value.clone()).collect();
+        assert_eq!(values.len(), 7);
+        assert_eq!(values[0], Some(Value::Quantity(Quantity { value: "5.60".into(), unit: Some("mmol/L".into()) })));
+        assert_eq!(values[1], Some(Value::Integer("3".into())));
+        assert_eq!(values[2], Some(Value::Real("1.5".into())));
+        assert!(matches!(&values[3], Some(Value::Time(ts)) if ts.value.is_some()));
+        assert_eq!(values[4], Some(Value::Text("阴性".into())));
+        assert!(matches!(&values[5], Some(Value::Coded(code)) if code.code.as_deref() == Some("POS")));
+        assert!(matches!(&values[6], Some(Value::Other { xsi_type: None, .. })));
+        let immunizations = document.immunizations();
+        assert_eq!(immunizations.len(), 1);
+        assert_eq!(immunizations[0].name.as_deref(), Some("Influenza"));
+        assert_eq!(document.all_sections()[0].text, "Hypertension Cough");
+    }
+}
