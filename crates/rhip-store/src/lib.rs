@@ -12,6 +12,7 @@
 
 mod audit;
 mod changes;
+mod checkpoint;
 mod conn;
 mod error;
 mod facilities;
@@ -92,11 +93,19 @@ impl Store {
         }
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
+            // A SQLite connection is a file handle that cannot go stale; a
+            // PostgreSQL one can (server restart), so it is checked on checkout.
+            .test_on_check_out(url.backend() == Backend::Postgres)
             .connection_timeout(options.connect_timeout)
             .build(Manager::new(url.clone()))
             .map_err(|e| StoreError::Unreachable { url: url.redacted(), reason: one_line(&e.to_string()) })?;
         let sqlite_writer = (url.backend() == Backend::Sqlite).then(|| Mutex::new(()));
-        Ok(Store { inner: Arc::new(Inner { pool, url, region, clock: HybridClock::new(60_000), sqlite_writer }) })
+        let inner = Arc::new(Inner { pool, url, region, clock: HybridClock::new(60_000), sqlite_writer });
+        if inner.url.backend() == Backend::Sqlite {
+            checkpoint::start(&inner.url, Arc::downgrade(&inner))
+                .map_err(|e| StoreError::Config(format!("cannot start the SQLite checkpointer: {e}")))?;
+        }
+        Ok(Store { inner })
     }
 
     /// The backend behind this store.
@@ -119,13 +128,15 @@ impl Store {
         let _writer =
             self.inner.sqlite_writer.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let mut conn = self.inner.pool.get()?;
-        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner }))
+        let mut memo = Memo::default();
+        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner, memo: &mut memo }))
     }
 
     /// Runs read-only `work` in one transaction (a consistent snapshot).
     pub fn read<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.inner.pool.get()?;
-        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner }))
+        let mut memo = Memo::default();
+        conn.transaction(|conn| work(&mut Tx { conn, inner: &self.inner, memo: &mut memo }))
     }
 
     /// Answers whether the database is reachable right now (for `/readyz`).
@@ -148,6 +159,17 @@ impl Store {
 pub struct Tx<'a> {
     conn: &'a mut DbConn,
     inner: &'a Inner,
+    memo: &'a mut Memo,
+}
+
+/// Facts a transaction has already read or written, so that a message's
+/// several records do not look them up again. Only immutable facts go here
+/// (a person's home region is fixed when the person is created), so a
+/// rolled-back savepoint can leave an entry behind without harm: its key is a
+/// fresh id nobody else will use.
+#[derive(Default)]
+struct Memo {
+    home_regions: std::collections::HashMap<String, String>,
 }
 
 impl Tx<'_> {
@@ -181,5 +203,7 @@ fn one_line(text: &str) -> String {
 
 /// Current UTC time as stored in timestamp columns.
 pub(crate) fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    // Microseconds, as PostgreSQL keeps them: a record built in memory equals the one read back.
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }

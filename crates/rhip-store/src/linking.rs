@@ -80,8 +80,8 @@ impl Tx<'_> {
     where
         E: From<diesel::result::Error>,
     {
-        let inner = self.inner;
-        self.conn.transaction(|conn| work(&mut Tx { conn, inner }))
+        let (inner, memo) = (self.inner, &mut *self.memo);
+        self.conn.transaction(|conn| work(&mut Tx { conn, inner, memo }))
     }
 
     /// Runs a write that a unique key may refuse because of a concurrent
@@ -108,9 +108,13 @@ impl Tx<'_> {
             person_id = self.person_by_id_number(id_number.as_str())?;
             rule = LinkRule::CitizenId;
         }
+        // Owners of the identifiers looked up so far, so cross-referencing need not ask again.
+        let mut owners: Vec<Option<Option<String>>> = vec![None; facts.identifiers.len()];
         if person_id.is_none() {
-            for identifier in &facts.identifiers {
-                if let Some(found) = self.person_by_identifier(identifier)? {
+            for (identifier, owner) in facts.identifiers.iter().zip(owners.iter_mut()) {
+                let found = self.person_by_identifier(identifier)?;
+                *owner = Some(found.clone());
+                if let Some(found) = found {
                     person_id = Some(found);
                     rule = LinkRule::LocalIdentifier;
                     break;
@@ -148,7 +152,7 @@ impl Tx<'_> {
                 id
             }
         };
-        self.cross_reference(&person_id, &facts.identifiers, submission_id)?;
+        self.cross_reference(&person_id, &facts.identifiers, owners, submission_id)?;
         // A person created from these very facts needs no update.
         if !(created && rule != LinkRule::CitizenId) {
             self.apply_demographics(&person_id, facts, change, submission_id)?;
@@ -251,10 +255,15 @@ impl Tx<'_> {
         &mut self,
         person_id: &str,
         identifiers: &[Identifier],
+        owners: Vec<Option<Option<String>>>,
         submission_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        for identifier in identifiers {
-            match self.person_by_identifier(identifier)? {
+        for (identifier, owner) in identifiers.iter().zip(owners) {
+            let owner = match owner {
+                Some(owner) => owner,
+                None => self.person_by_identifier(identifier)?,
+            };
+            match owner {
                 Some(owner) if owner == person_id => {}
                 Some(owner) => {
                     let reason = format!(
@@ -297,6 +306,7 @@ impl Tx<'_> {
         submission_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let row: PersonRow = persons::table.find(person_id).select(PersonRow::as_select()).get_result(self.conn)?;
+        self.remember_home_region(person_id, &row.home_region);
         let replace = change == DemographicsChange::Replace;
         let pick = |current: &Option<String>, sent: Option<String>| -> Option<String> {
             match (current, sent) {

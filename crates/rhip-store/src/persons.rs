@@ -207,6 +207,7 @@ impl Tx<'_> {
                 })?;
         }
         let record = PersonRecord::from_row(row, d.identifiers.clone());
+        self.remember_home_region(&record.id, &record.home_region);
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("person", &record.id, "create", Some((&record.id, &record.home_region)), &hlc, &payload)?;
         Ok(record)

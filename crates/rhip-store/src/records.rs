@@ -28,6 +28,12 @@ pub struct NewEncounter {
     pub discharged_at: Option<NaiveDateTime>,
     /// Department name.
     pub department: Option<String>,
+    /// Bed or ward.
+    pub location: Option<String>,
+    /// Where the patient was before a transfer.
+    pub prior_location: Option<String>,
+    /// Attending clinician.
+    pub attending: Option<String>,
 }
 
 /// A stored encounter.
@@ -199,10 +205,10 @@ impl Tx<'_> {
             admitted_at: new.admitted_at,
             discharged_at: new.discharged_at,
             department: new.department.clone(),
-            location: None,
-            attending: None,
+            location: new.location.clone(),
+            attending: new.attending.clone(),
             source_region: self.node_region().as_str().to_string(),
-            prior_location: None,
+            prior_location: new.prior_location.clone(),
             hlc: self.tick().encode(),
             created_at: now,
             updated_at: now,
@@ -303,12 +309,22 @@ impl Tx<'_> {
 
     fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
         use crate::schema::persons;
-        persons::table
+        if let Some(home) = self.memo.home_regions.get(person_id) {
+            return Ok(home.clone());
+        }
+        let home: String = persons::table
             .find(person_id)
             .select(persons::home_region)
             .get_result(self.conn)
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))
+            .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))?;
+        self.remember_home_region(person_id, &home);
+        Ok(home)
+    }
+
+    /// Notes a person's home region for the rest of this transaction.
+    pub(crate) fn remember_home_region(&mut self, person_id: &str, home_region: &str) {
+        self.memo.home_regions.insert(person_id.to_string(), home_region.to_string());
     }
 }
 
@@ -462,47 +478,37 @@ impl Tx<'_> {
     pub fn update_encounter(&mut self, id: &str, changes: &EncounterChanges) -> Result<EncounterRecord, StoreError> {
         let current: EncounterRecord =
             encounters::table.find(id).select(EncounterRecord::as_select()).get_result(self.conn)?;
-        let hlc = self.tick().encode();
+        let record = EncounterRecord {
+            status: changes.status.clone().unwrap_or(current.status),
+            encounter_type: changes.encounter_type.map_or(current.encounter_type, |t| t.as_str().to_string()),
+            admitted_at: changes.admitted_at.or(current.admitted_at),
+            discharged_at: changes.discharged_at.unwrap_or(current.discharged_at),
+            department: changes.department.clone().or(current.department),
+            location: changes.location.clone().or(current.location),
+            prior_location: changes.prior_location.clone().or(current.prior_location),
+            attending: changes.attending.clone().or(current.attending),
+            hlc: self.tick().encode(),
+            updated_at: crate::now(),
+            ..current
+        };
         diesel::update(encounters::table.find(id))
             .set((
-                encounters::status.eq(changes.status.clone().unwrap_or(current.status)),
-                encounters::encounter_type
-                    .eq(changes.encounter_type.map_or(current.encounter_type, |t| t.as_str().to_string())),
-                encounters::admitted_at.eq(changes.admitted_at.or(current.admitted_at)),
-                encounters::discharged_at.eq(changes.discharged_at.unwrap_or(current.discharged_at)),
-                encounters::department.eq(changes.department.clone().or(current.department)),
-                encounters::location.eq(changes.location.clone().or(current.location)),
-                encounters::prior_location.eq(changes.prior_location.clone().or(current.prior_location)),
-                encounters::attending.eq(changes.attending.clone().or(current.attending)),
-                encounters::hlc.eq(&hlc),
-                encounters::updated_at.eq(crate::now()),
+                encounters::status.eq(&record.status),
+                encounters::encounter_type.eq(&record.encounter_type),
+                encounters::admitted_at.eq(record.admitted_at),
+                encounters::discharged_at.eq(record.discharged_at),
+                encounters::department.eq(&record.department),
+                encounters::location.eq(&record.location),
+                encounters::prior_location.eq(&record.prior_location),
+                encounters::attending.eq(&record.attending),
+                encounters::hlc.eq(&record.hlc),
+                encounters::updated_at.eq(record.updated_at),
             ))
             .execute(self.conn)?;
-        let record: EncounterRecord =
-            encounters::table.find(id).select(EncounterRecord::as_select()).get_result(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change("encounter", id, "update", Some((&record.person_id, &home)), &hlc, &payload)?;
+        self.record_change("encounter", id, "update", Some((&record.person_id, &home)), &record.hlc, &payload)?;
         Ok(record)
-    }
-
-    /// Stores an encounter with its location details (from a submission).
-    pub fn insert_encounter_with(
-        &mut self,
-        new: &NewEncounter,
-        changes: &EncounterChanges,
-    ) -> Result<EncounterRecord, StoreError> {
-        let record = self.insert_encounter(new)?;
-        if changes.location.is_some() || changes.attending.is_some() || changes.prior_location.is_some() {
-            diesel::update(encounters::table.find(&record.id))
-                .set((
-                    encounters::location.eq(&changes.location),
-                    encounters::prior_location.eq(&changes.prior_location),
-                    encounters::attending.eq(&changes.attending),
-                ))
-                .execute(self.conn)?;
-        }
-        Ok(encounters::table.find(&record.id).select(EncounterRecord::as_select()).get_result(self.conn)?)
     }
 
     /// Stores a diagnosis unless the encounter already has the same code and type.

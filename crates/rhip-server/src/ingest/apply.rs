@@ -265,8 +265,11 @@ fn visit_event(
                 admitted_at: changes.admitted_at,
                 discharged_at: changes.discharged_at.flatten(),
                 department: changes.department.clone(),
+                location: changes.location.clone(),
+                prior_location: changes.prior_location.clone(),
+                attending: changes.attending.clone(),
             };
-            let encounter = tx.insert_encounter_with(&new, &changes)?;
+            let encounter = tx.insert_encounter(&new)?;
             if index_in_ehr {
                 let kind_name = encounter_type_name(&encounter.encounter_type);
                 let department = encounter.department.clone().unwrap_or_default();

@@ -104,11 +104,9 @@ fn process_in(tx: &mut Tx<'_>, raw: &[u8], received: &Received, channel: &Channe
         (Some(header), AckCode::Accept | AckCode::Error) => dedup_key(header),
         _ => None,
     };
-    if let Some(key) = &key {
-        if let Some((_, ack)) = tx.find_answer(key)? {
-            return Ok(Answer { code: ack_code_of(&ack), ack, repeated: true });
-        }
-    }
+    // A resend is found by the archive's unique dedup key: the insert below
+    // fails with a conflict, the caller rolls this message back and answers
+    // from the archive (no lookup for the many messages that are new).
     // Archive first: the records a message brings point at its submission.
     let z_segments = match received {
         Received::Accepted { z_segments, .. } if !z_segments.is_empty() => Some(z_segments.join("\r")),

@@ -22,6 +22,10 @@ use tokio::sync::oneshot;
 /// Most messages applied in one SQLite transaction.
 const SQLITE_BATCH: usize = 64;
 
+/// Messages up to this size are read on the runtime thread that received
+/// them (tens of microseconds); larger ones go to the blocking pool.
+const INLINE_READ_BYTES: usize = 64 * 1024;
+
 struct Job {
     raw: Vec<u8>,
     received: Received,
@@ -58,19 +62,33 @@ impl Writer {
     /// Reads a message (on the caller's blocking pool) and has the writer
     /// apply it; resolves when its transaction has committed.
     pub async fn submit(&self, raw: Vec<u8>, channel: Channel) -> Result<Answer, String> {
-        let (raw, received) = tokio::task::spawn_blocking(move || {
-            let received = rhip_hl7::receive(&raw, chrono::Utc::now().date_naive());
+        let today = chrono::Utc::now().date_naive();
+        let (raw, received) = if raw.len() <= INLINE_READ_BYTES {
+            let received = rhip_hl7::receive(&raw, today);
             (raw, received)
-        })
-        .await
-        .map_err(|e| format!("reader task failed: {e}"))?;
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let received = rhip_hl7::receive(&raw, today);
+                (raw, received)
+            })
+            .await
+            .map_err(|e| format!("reader task failed: {e}"))?
+        };
         let (reply, answer) = oneshot::channel();
         let job = Job { raw, received, channel, reply };
-        let jobs = self.jobs.clone();
-        // The queue is bounded: a full queue blocks this sender, not the runtime.
-        tokio::task::spawn_blocking(move || jobs.send(job).map_err(|_| "the ingest writer has stopped".to_string()))
-            .await
-            .map_err(|e| format!("queue task failed: {e}"))??;
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err("the ingest writer has stopped".to_string()),
+            Err(mpsc::TrySendError::Full(job)) => {
+                // The queue is bounded: a full queue blocks this sender, not the runtime.
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || {
+                    jobs.send(job).map_err(|_| "the ingest writer has stopped".to_string())
+                })
+                .await
+                .map_err(|e| format!("queue task failed: {e}"))??;
+            }
+        }
         answer.await.map_err(|_| "the ingest writer dropped the message".to_string())?
     }
 }
@@ -90,12 +108,20 @@ fn run(store: &Store, queue: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) {
             }
             batch
         };
-        let outcome = store.write(|tx| {
-            Ok(batch
-                .iter()
-                .map(|job| tx.savepoint(|tx| process_in(tx, &job.raw, &job.received, &job.channel)))
-                .collect::<Vec<Result<Answer, StoreError>>>())
-        });
+        let outcome = match batch.as_slice() {
+            // Alone in its transaction, a message needs no savepoint: its failure rolls back the transaction.
+            [job] => match store.write(|tx| process_in(tx, &job.raw, &job.received, &job.channel)) {
+                Ok(answer) => Ok(vec![Ok(answer)]),
+                Err(error @ StoreError::Conflict(_)) => Ok(vec![Err(error)]),
+                Err(error) => Err(error),
+            },
+            _ => store.write(|tx| {
+                Ok(batch
+                    .iter()
+                    .map(|job| tx.savepoint(|tx| process_in(tx, &job.raw, &job.received, &job.channel)))
+                    .collect::<Vec<Result<Answer, StoreError>>>())
+            }),
+        };
         match outcome {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {

@@ -165,6 +165,9 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
                 admitted_at: Some(start),
                 discharged_at: Some(start + Duration::hours(2)),
                 department: Some("全科".into()),
+                location: None,
+                prior_location: None,
+                attending: None,
             })?;
             tx.insert_ehr_entry(&NewEhrEntry {
                 person_id: person.id.clone(),
