@@ -130,6 +130,20 @@ pub struct DocumentView {
     pub size_bytes: i64,
     /// `current` or `superseded`.
     pub status: String,
+    /// `emr` (WS/T 500) or `ehr` (WS/T 483).
+    pub kind: String,
+    /// Code system of the type code.
+    pub type_system: Option<String>,
+    /// The encounter it documents.
+    pub encounter: Option<String>,
+    /// The CDA `id` (`root|extension`).
+    pub cda_id: Option<String>,
+    /// The CDA `setId` (`root|extension`) shared by the versions of one document.
+    pub set_id: Option<String>,
+    /// The CDA `versionNumber`.
+    pub version_number: Option<i64>,
+    /// The document this version replaced.
+    pub supersedes: Option<String>,
 }
 
 /// A registered facility.

@@ -402,6 +402,9 @@ fn record_target(xml: &mut Xml, patient: &PatientInput) {
                 }
             }
             xml.text_element("county", &[], county.name().unwrap_or(county.as_str()));
+            // Names are not unique across provinces; the GB/T 2260 code travels too, so a
+            // reader gets the county back exactly.
+            xml.text_element("censusTract", &[], county.as_str());
         }
         xml.close("addr");
     }

@@ -6,6 +6,7 @@
 //! | `Forbidden`    | 403    | role lacks the permission, or out of scope  |
 //! | `NotFound`     | 404    | no such record                              |
 //! | `Conflict`     | 409    | the record already exists                   |
+//! | `TooLarge`     | 413    | the body is over the route's size limit     |
 //! | `Invalid`      | 422    | a field or parameter is wrong (named)       |
 //! | `Unavailable`  | 503    | the database does not answer                |
 //! | `Internal`     | 500    | anything else; detail is logged, not sent   |
@@ -30,6 +31,9 @@ pub enum ApiError {
     /// Already there.
     #[error("{0}")]
     Conflict(String),
+    /// The body is larger than the route accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// Bad input, with the fields named.
     #[error("{detail}")]
     Invalid {
@@ -68,6 +72,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", "Not allowed"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Already exists"),
+            ApiError::TooLarge(_) => ("too-large", "Payload too large"),
             ApiError::Invalid { .. } => ("invalid-input", "Invalid input"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -101,6 +106,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod blocking;
+pub mod documents;
 pub mod error;
 pub mod ingest;
 pub mod jobs;

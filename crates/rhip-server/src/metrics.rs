@@ -23,6 +23,8 @@ pub struct Metrics {
     pub hl7_messages: IntCounterVec,
     /// Open MLLP connections.
     pub mllp_connections: prometheus::IntGauge,
+    /// CDA documents submitted, by outcome (`stored`, `repeated`, `refused`).
+    pub documents: IntCounterVec,
 }
 
 impl Metrics {
@@ -44,6 +46,8 @@ impl Metrics {
         let pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
         let hl7_messages =
             IntCounterVec::new(Opts::new("hl7_messages_total", "HL7 v2 messages answered"), &["channel", "ack"])?;
+        let documents =
+            IntCounterVec::new(Opts::new("documents_total", "CDA documents submitted, by outcome"), &["outcome"])?;
         let mllp_connections = prometheus::IntGauge::new("mllp_connections", "Open MLLP connections")?;
         let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -55,6 +59,7 @@ impl Metrics {
         registry.register(Box::new(build))?;
         registry.register(Box::new(hl7_messages.clone()))?;
         registry.register(Box::new(mllp_connections.clone()))?;
+        registry.register(Box::new(documents.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -64,6 +69,7 @@ impl Metrics {
             pool,
             hl7_messages,
             mllp_connections,
+            documents,
         })
     }
 

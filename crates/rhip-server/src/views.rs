@@ -77,6 +77,13 @@ pub fn document(record: DocumentIndexRecord) -> DocumentView {
         sha256: record.sha256,
         size_bytes: record.size_bytes,
         status: record.status,
+        kind: record.kind,
+        type_system: record.type_system,
+        encounter: record.encounter_id,
+        cda_id: record.cda_id,
+        set_id: record.set_id,
+        version_number: record.version_number,
+        supersedes: record.supersedes,
     }
 }
 
@@ -117,7 +124,7 @@ pub fn audit_entry(record: AuditRecord) -> AuditEntryView {
 pub fn encounter(record: EncounterRecord, diagnoses: &[DiagnosisRecord]) -> EncounterView {
     let own = diagnoses
         .iter()
-        .filter(|d| d.encounter_id == record.id)
+        .filter(|d| d.encounter_id.as_deref() == Some(record.id.as_str()))
         .map(|d| DiagnosisView {
             system: d.code_system.clone(),
             code: d.code.clone(),

@@ -14,6 +14,7 @@ mod audit;
 mod changes;
 mod checkpoint;
 mod conn;
+mod documents;
 mod error;
 mod facilities;
 mod ingest;
@@ -38,9 +39,10 @@ pub use linking::{DemographicsChange, LinkRule, Linked, ReviewItem};
 pub use merges::{MergeRecord, Moved};
 pub use meta::Counts;
 pub use persons::{NewPerson, PersonQuery, PersonRecord};
+pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use records::{
-    DiagnosisRecord, DocumentIndexRecord, EhrEntryRecord, EncounterChanges, EncounterRecord, NewDiagnosis, NewDocument,
-    NewEhrEntry, NewEncounter, NewObservation, ObservationRecord,
+    DiagnosisRecord, EhrEntryRecord, EncounterChanges, EncounterRecord, NewDiagnosis, NewEhrEntry, NewEncounter,
+    NewObservation, ObservationRecord,
 };
 pub use scope::{Access, Scope};
 pub use stats::RegionCounts;

@@ -1,13 +1,12 @@
-//! EMRD and EHRD repositories: encounters, documents with their original
-//! bytes, and the EHR index a resident's lifetime record is read from.
+//! EMRD and EHRD repositories: encounters, diagnoses, results, and the EHR
+//! index a resident's lifetime record is read from (documents: `documents.rs`).
 
-use crate::schema::{documents, ehr_entries, encounters};
+use crate::schema::{ehr_entries, encounters};
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rhip_core::{EhrEntryKind, EncounterType};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// An encounter to store.
 #[derive(Clone, Debug)]
@@ -125,72 +124,6 @@ pub struct EhrEntryRecord {
     pub created_at: NaiveDateTime,
 }
 
-/// A document to store with its original bytes.
-#[derive(Clone, Debug)]
-pub struct NewDocument {
-    /// The patient.
-    pub person_id: Option<String>,
-    /// Encounter it belongs to.
-    pub encounter_id: Option<String>,
-    /// WS/T 500 or WS/T 483 type code.
-    pub type_code: String,
-    /// Title.
-    pub title: String,
-    /// Clinical effective time.
-    pub effective_at: NaiveDateTime,
-    /// Authoring facility.
-    pub author_facility: Option<String>,
-    /// Custodian.
-    pub custodian: Option<String>,
-    /// Confidentiality code (`N`, `R`, `V`).
-    pub confidentiality: String,
-    /// MIME type of the bytes.
-    pub content_type: String,
-    /// The original bytes, kept unchanged.
-    pub content: Vec<u8>,
-}
-
-/// A document's index entry (everything but the bytes).
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
-#[diesel(table_name = documents)]
-#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub struct DocumentIndexRecord {
-    /// Document id.
-    pub id: String,
-    /// The patient.
-    pub person_id: Option<String>,
-    /// Encounter.
-    pub encounter_id: Option<String>,
-    /// Type code.
-    pub type_code: String,
-    /// Title.
-    pub title: String,
-    /// Effective time.
-    pub effective_at: NaiveDateTime,
-    /// Authoring facility.
-    pub author_facility: Option<String>,
-    /// Custodian.
-    pub custodian: Option<String>,
-    /// Confidentiality code.
-    pub confidentiality: String,
-    /// MIME type.
-    pub content_type: String,
-    /// SHA-256 of the original bytes, hex.
-    pub sha256: String,
-    /// Size of the original bytes.
-    pub size_bytes: i64,
-    /// Document this one replaces.
-    pub supersedes: Option<String>,
-    /// `current` or `superseded`.
-    pub status: String,
-    /// Node where it was received.
-    pub source_region: String,
-    /// Hybrid-logical-clock time.
-    pub hlc: String,
-    /// Stored at.
-    pub created_at: NaiveDateTime,
-}
-
 impl Tx<'_> {
     /// Stores an encounter and records the change.
     pub fn insert_encounter(&mut self, new: &NewEncounter) -> Result<EncounterRecord, StoreError> {
@@ -242,42 +175,6 @@ impl Tx<'_> {
         Ok(record)
     }
 
-    /// Stores a document with its bytes and SHA-256, and records the change.
-    pub fn insert_document(&mut self, new: &NewDocument) -> Result<DocumentIndexRecord, StoreError> {
-        let sha256 = hex::encode(Sha256::digest(&new.content));
-        let id = rhip_core::new_id().to_string();
-        let hlc = self.tick().encode();
-        diesel::insert_into(documents::table)
-            .values((
-                documents::id.eq(&id),
-                documents::person_id.eq(&new.person_id),
-                documents::encounter_id.eq(&new.encounter_id),
-                documents::type_code.eq(&new.type_code),
-                documents::title.eq(&new.title),
-                documents::effective_at.eq(new.effective_at),
-                documents::author_facility.eq(&new.author_facility),
-                documents::custodian.eq(&new.custodian),
-                documents::confidentiality.eq(&new.confidentiality),
-                documents::content_type.eq(&new.content_type),
-                documents::sha256.eq(&sha256),
-                documents::size_bytes.eq(i64::try_from(new.content.len()).unwrap_or(i64::MAX)),
-                documents::content.eq(&new.content),
-                documents::status.eq("current"),
-                documents::source_region.eq(self.node_region().as_str()),
-                documents::hlc.eq(&hlc),
-                documents::created_at.eq(crate::now()),
-            ))
-            .execute(self.conn)?;
-        let record: DocumentIndexRecord =
-            documents::table.find(&id).select(DocumentIndexRecord::as_select()).get_result(self.conn)?;
-        if let Some(person) = &record.person_id {
-            let home = self.home_region_of(person)?;
-            let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.record_change("document", &record.id, "create", Some((person, &home)), &hlc, &payload)?;
-        }
-        Ok(record)
-    }
-
     /// A person's EHR index, newest first.
     pub fn ehr_entries_for(&mut self, person_id: &str, limit: i64) -> Result<Vec<EhrEntryRecord>, StoreError> {
         Ok(ehr_entries::table
@@ -285,16 +182,6 @@ impl Tx<'_> {
             .order((ehr_entries::occurred_at.desc(), ehr_entries::id.desc()))
             .limit(limit.clamp(1, 10_000))
             .select(EhrEntryRecord::as_select())
-            .load(self.conn)?)
-    }
-
-    /// A person's document index entries, newest first.
-    pub fn documents_for(&mut self, person_id: &str, limit: i64) -> Result<Vec<DocumentIndexRecord>, StoreError> {
-        Ok(documents::table
-            .filter(documents::person_id.eq(person_id))
-            .order((documents::effective_at.desc(), documents::id.desc()))
-            .limit(limit.clamp(1, 10_000))
-            .select(DocumentIndexRecord::as_select())
             .load(self.conn)?)
     }
 
@@ -307,7 +194,7 @@ impl Tx<'_> {
             .load(self.conn)?)
     }
 
-    fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
+    pub(crate) fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
         use crate::schema::persons;
         if let Some(home) = self.memo.home_regions.get(person_id) {
             return Ok(home.clone());
@@ -353,7 +240,7 @@ pub struct EncounterChanges {
 #[derive(Clone, Debug)]
 pub struct NewDiagnosis {
     /// The encounter.
-    pub encounter_id: String,
+    pub encounter_id: Option<String>,
     /// The patient.
     pub person_id: String,
     /// Coding system (`ICD10`, ...).
@@ -366,6 +253,8 @@ pub struct NewDiagnosis {
     pub diagnosis_type: Option<String>,
     /// When diagnosed.
     pub diagnosed_at: Option<NaiveDateTime>,
+    /// The document it was extracted from.
+    pub document_id: Option<String>,
 }
 
 /// A result (lab or exam observation).
@@ -399,6 +288,8 @@ pub struct NewObservation {
     pub observed_at: Option<NaiveDateTime>,
     /// The submission that brought it.
     pub submission_id: Option<String>,
+    /// The document it was extracted from.
+    pub document_id: Option<String>,
 }
 
 /// A stored observation.
@@ -444,7 +335,7 @@ pub struct DiagnosisRecord {
     /// Id.
     pub id: String,
     /// Encounter.
-    pub encounter_id: String,
+    pub encounter_id: Option<String>,
     /// Patient.
     pub person_id: String,
     /// Coding system.
@@ -457,6 +348,8 @@ pub struct DiagnosisRecord {
     pub diagnosis_type: Option<String>,
     /// When.
     pub diagnosed_at: Option<NaiveDateTime>,
+    /// The document it was extracted from.
+    pub document_id: Option<String>,
 }
 
 impl Tx<'_> {
@@ -472,6 +365,11 @@ impl Tx<'_> {
             .select(EncounterRecord::as_select())
             .get_result(self.conn)
             .optional()?)
+    }
+
+    /// One encounter by id (callers check the person's scope).
+    pub fn encounter_by_id(&mut self, id: &str) -> Result<Option<EncounterRecord>, StoreError> {
+        Ok(encounters::table.find(id).select(EncounterRecord::as_select()).get_result(self.conn).optional()?)
     }
 
     /// Applies a later message's changes to an encounter and records the change.
@@ -511,14 +409,20 @@ impl Tx<'_> {
         Ok(record)
     }
 
-    /// Stores a diagnosis unless the encounter already has the same code and type.
+    /// Stores a diagnosis unless the encounter (or, without one, the person's
+    /// problem list) already has the same code and type.
     pub fn insert_diagnosis(&mut self, new: &NewDiagnosis) -> Result<bool, StoreError> {
         use crate::schema::diagnoses;
         let mut same = diagnoses::table
-            .filter(diagnoses::encounter_id.eq(&new.encounter_id))
+            .filter(diagnoses::person_id.eq(&new.person_id))
             .filter(diagnoses::code_system.eq(&new.code_system))
             .filter(diagnoses::code.eq(&new.code))
             .into_boxed();
+        // Same encounter; without one (a document's problem list), same person and no encounter.
+        same = match &new.encounter_id {
+            Some(encounter) => same.filter(diagnoses::encounter_id.eq(encounter.clone())),
+            None => same.filter(diagnoses::encounter_id.is_null()),
+        };
         same = match &new.diagnosis_type {
             Some(kind) => same.filter(diagnoses::diagnosis_type.eq(kind.clone())),
             None => same.filter(diagnoses::diagnosis_type.is_null()),
@@ -538,6 +442,7 @@ impl Tx<'_> {
                 diagnoses::diagnosis_type.eq(&new.diagnosis_type),
                 diagnoses::diagnosed_at.eq(new.diagnosed_at),
                 diagnoses::created_at.eq(crate::now()),
+                diagnoses::document_id.eq(&new.document_id),
             ))
             .execute(self.conn)?;
         Ok(true)
@@ -564,6 +469,7 @@ impl Tx<'_> {
                 observations::observed_at.eq(new.observed_at),
                 observations::created_at.eq(crate::now()),
                 observations::submission_id.eq(&new.submission_id),
+                observations::document_id.eq(&new.document_id),
             ))
             .execute(self.conn)?;
         Ok(())

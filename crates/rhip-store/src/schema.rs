@@ -102,7 +102,7 @@ diesel::table! {
     /// EMRD diagnoses of an encounter.
     diagnoses (id) {
         id -> Text,
-        encounter_id -> Text,
+        encounter_id -> Nullable<Text>,
         person_id -> Text,
         code_system -> Text,
         code -> Text,
@@ -110,6 +110,7 @@ diesel::table! {
         diagnosis_type -> Nullable<Text>,
         diagnosed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        document_id -> Nullable<Text>,
     }
 }
 
@@ -134,6 +135,11 @@ diesel::table! {
         source_region -> Text,
         hlc -> Text,
         created_at -> Timestamp,
+        cda_id -> Nullable<Text>,
+        set_id -> Nullable<Text>,
+        version_number -> Nullable<BigInt>,
+        type_system -> Nullable<Text>,
+        kind -> Text,
     }
 }
 
@@ -156,6 +162,7 @@ diesel::table! {
         observed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         submission_id -> Nullable<Text>,
+        document_id -> Nullable<Text>,
     }
 }
 
@@ -282,9 +289,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Medications extracted from documents (EMRD).
+    medications (id) {
+        id -> Text,
+        person_id -> Text,
+        encounter_id -> Nullable<Text>,
+        document_id -> Nullable<Text>,
+        code_system -> Nullable<Text>,
+        code -> Nullable<Text>,
+        name -> Text,
+        dose -> Nullable<Text>,
+        dose_unit -> Nullable<Text>,
+        route -> Nullable<Text>,
+        started_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        source_region -> Text,
+        hlc -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(person_identifiers -> persons (person_id));
 diesel::joinable!(encounters -> persons (person_id));
 diesel::joinable!(diagnoses -> encounters (encounter_id));
+diesel::joinable!(medications -> persons (person_id));
 diesel::joinable!(ehr_entries -> persons (person_id));
 diesel::joinable!(persons -> households (household_id));
 
@@ -305,4 +334,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     submissions,
     review_queue,
     person_merges,
+    medications,
 );

@@ -150,6 +150,7 @@ pub fn apply(
                         status: observation.status.clone().unwrap_or_else(|| "F".into()),
                         observed_at: observation.observed_at.or(order.observed_at),
                         submission_id: Some(submission_id.to_string()),
+                        document_id: None,
                     })?;
                 }
                 let name = order.display.clone().unwrap_or_else(|| order.code.clone());
@@ -288,13 +289,14 @@ fn visit_event(
     };
     for diagnosis in &visit.diagnoses {
         tx.insert_diagnosis(&NewDiagnosis {
-            encounter_id: encounter.id.clone(),
+            encounter_id: Some(encounter.id.clone()),
             person_id: encounter.person_id.clone(),
             code_system: diagnosis.system.clone(),
             code: diagnosis.code.clone(),
             display: diagnosis.display.clone(),
             diagnosis_type: diagnosis.diagnosis_type.clone(),
             diagnosed_at: diagnosis.diagnosed_at,
+            document_id: None,
         })?;
     }
     Ok(encounter)

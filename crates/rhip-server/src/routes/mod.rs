@@ -2,6 +2,7 @@
 //! permission, validate input, run storage work, shape the answer.
 
 pub mod audit;
+pub mod documents;
 pub mod facilities;
 pub mod health;
 pub mod hl7v2;
@@ -26,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/persons/{empi_id}", web::get().to(persons::get))
                 .route("/persons/{empi_id}/ehr", web::get().to(persons::ehr))
                 .route("/persons/{empi_id}/documents", web::get().to(persons::documents))
+                .route("/persons/{empi_id}/summary.xml", web::get().to(documents::summary))
+                .route("/documents", web::post().to(documents::submit))
+                .route("/documents/{id}", web::get().to(documents::get))
+                .route("/encounters/{id}/document.xml", web::get().to(documents::encounter_document))
                 .route("/persons/{empi_id}/encounters", web::get().to(persons::encounters))
                 .route("/persons/{empi_id}/observations", web::get().to(persons::observations))
                 .route("/persons/{empi_id}/merges", web::get().to(persons::merges))

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::audit::query,
         super::hl7v2::submit, super::submissions::list, super::submissions::review_queue, super::stats::summary,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
+        super::documents::submit, super::documents::get, super::documents::summary, super::documents::encounter_document,
     ),
     components(schemas(
         rhip_api_types::Health, rhip_api_types::PersonView, rhip_api_types::IdentifierView, rhip_api_types::EhrEntryView,

@@ -165,20 +165,52 @@ pub async fn ehr(
     Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::ehr_entry).collect(), next: None }))
 }
 
+/// Filters of a person's document list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct DocumentFilter {
+    /// Only this document type code (`C0032`, `EHR09`).
+    pub r#type: Option<String>,
+    /// Effective at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Effective before (RFC 3339).
+    pub to: Option<String>,
+    /// Only documents authored by this facility code.
+    pub facility: Option<String>,
+    /// Include versions replaced by a newer one.
+    #[serde(default)]
+    pub include_superseded: bool,
+    /// At most this many (1 to 1000, default 100).
+    pub limit: Option<i64>,
+}
+
 /// A person's document index entries, newest first.
 #[utoipa::path(get, path = "/api/v1/persons/{empi_id}/documents", tag = "persons",
-    params(("empi_id" = String, Path, description = "EMPI id")),
+    params(("empi_id" = String, Path, description = "EMPI id"), DocumentFilter),
     responses((status = 200, body = ItemList<rhip_api_types::DocumentView>), (status = 403, body = rhip_api_types::Problem),
-              (status = 404, body = rhip_api_types::Problem)),
+              (status = 404, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
 pub async fn documents(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
+    filter: web::Query<DocumentFilter>,
 ) -> Result<HttpResponse, ApiError> {
+    let filter = filter.into_inner();
+    let mut errors = Vec::new();
+    let query = rhip_store::DocumentQuery {
+        type_code: filter.r#type,
+        from: super::params::time("from", &filter.from, &mut errors),
+        to: super::params::time("to", &filter.to, &mut errors),
+        facility: filter.facility,
+        include_superseded: filter.include_superseded,
+        limit: super::params::limit(filter.limit, 100, 1000, &mut errors),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
     let (_, documents) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", |tx, id| {
-            tx.documents_for(id, 1000)
+        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", move |tx, id| {
+            tx.find_documents(id, &query)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))

@@ -190,7 +190,10 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
                     custodian: Some(HOSPITAL.into()),
                     confidentiality: "N".into(),
                     content_type: "application/xml".into(),
+                    type_system: Some(rhip_core::OID_DOCUMENT_TYPE_CODE_SYSTEM.into()),
+                    kind: "emr".into(),
                     content: xml.into_bytes(),
+                    ..NewDocument::default()
                 })?;
                 tx.insert_ehr_entry(&NewEhrEntry {
                     person_id: person.id.clone(),

@@ -1,0 +1,220 @@
+//! CDA documents: `POST /api/v1/documents` (a hospital submits a document),
+//! `GET /api/v1/documents/{id}` (original bytes or index entry),
+//! `GET /api/v1/persons/{empi_id}/summary.xml` (a generated EHR summary) and
+//! `GET /api/v1/encounters/{id}/document.xml` (a generated EMR document).
+
+use crate::blocking::in_transaction;
+use crate::documents;
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::routes::persons::{deny_now, read_person};
+use crate::state::AppState;
+use crate::views;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use rhip_auth::Permission;
+use rhip_store::Access;
+
+/// Content type of CDA documents.
+const XML: &str = "application/xml";
+
+/// Stores one CDA R2 document: 201 with its index entry, 200 when the same
+/// document was stored before, 422 naming the element that was wrong.
+#[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
+    request_body(content = String, content_type = "application/xml", description = "a CDA R2 document"),
+    responses((status = 201, body = rhip_api_types::DocumentView, description = "stored"),
+              (status = 200, body = rhip_api_types::DocumentView, description = "the same document was stored before"),
+              (status = 409, body = rhip_api_types::Problem, description = "another document has this id"),
+              (status = 413, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem),
+              (status = 401, body = rhip_api_types::Problem), (status = 403, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    request: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Permission::SubmitRecords)?;
+    let Some(facility) = principal.claims.facility.clone() else {
+        return Err(ApiError::Forbidden("the token names no facility".into()));
+    };
+    // A body over the limit is refused before it is read, when its length is declared.
+    let limit = documents::limits().max_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let bytes = body.freeze();
+    let today = chrono::Utc::now().date_naive();
+    let checked = {
+        let bytes = bytes.clone();
+        web::block(move || documents::check(&bytes, today)).await?
+    };
+    let document = match checked {
+        Ok(document) => document,
+        Err(problem) => {
+            state.metrics.documents.with_label_values(&["refused"]).inc();
+            return Err(problem);
+        }
+    };
+    let stored = in_transaction(&state, move |tx| {
+        // The submitting facility must be registered and active here.
+        match tx.get_facility(&facility)? {
+            Some(found) if found.status == "active" => {}
+            Some(found) => return Ok(Err(ApiError::Forbidden(format!("facility {facility} is {}", found.status)))),
+            None => return Ok(Err(ApiError::Forbidden(format!("facility {facility} is not registered at this node")))),
+        }
+        let stored = match documents::store(tx, &document, &bytes, &facility)? {
+            Ok(stored) => stored,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let mut entry = principal.audit("submit", "document", "success");
+        entry.http_status = Some(if stored.repeated { 200 } else { 201 });
+        entry.resource_id = Some(stored.record.id.clone());
+        entry.person_id = stored.record.person_id.clone();
+        entry.detail = Some(format!("{} {}", stored.record.type_code, if stored.repeated { "resent" } else { "stored" }));
+        tx.append_audit(&entry)?;
+        Ok(Ok(stored))
+    })
+    .await;
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            state.metrics.documents.with_label_values(&["refused"]).inc();
+            return Err(error);
+        }
+    };
+    state.metrics.documents.with_label_values(&[if stored.repeated { "repeated" } else { "stored" }]).inc();
+    let mut response = if stored.repeated { HttpResponse::Ok() } else { HttpResponse::Created() };
+    if !stored.repeated {
+        response.insert_header((header::LOCATION, format!("/api/v1/documents/{}", stored.record.id)));
+    }
+    Ok(response.json(views::document(stored.record)))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::TooLarge(format!("a document may be at most {limit} bytes"))
+}
+
+/// One document: the original bytes with `Accept: application/xml`, else its index entry.
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, body = rhip_api_types::DocumentView, description = "index entry (JSON) or the original bytes (application/xml)"),
+              (status = 403, body = rhip_api_types::Problem), (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    if let Err(denied) = principal.require(Permission::ReadDocuments) {
+        return Err(deny_now(&state, &principal, "document", None, &denied.to_string()).await);
+    }
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::field("id", format!("{id:?} is not a document id (UUID)")));
+    }
+    let scope = principal.scope()?;
+    let want_xml = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/xml") || accept.contains("text/xml"));
+    state.metrics.audit_entries.inc();
+    let (record, content) = in_transaction(&state, move |tx| {
+        let mut entry = principal.audit("read", "document", "success");
+        entry.resource_id = Some(id.clone());
+        match tx.get_document(&scope, &id)? {
+            Access::Granted(record) => {
+                entry.person_id = record.person_id.clone();
+                let content = if want_xml { Some(tx.document_content(&id)?) } else { None };
+                tx.append_audit(&entry)?;
+                Ok(Ok((record, content)))
+            }
+            Access::OutOfScope => {
+                entry.outcome = "denied".into();
+                entry.http_status = Some(403);
+                tx.append_audit(&entry)?;
+                Ok(Err(ApiError::Forbidden(format!("document {id} is outside your scope"))))
+            }
+            Access::NotFound => {
+                entry.outcome = "not_found".into();
+                entry.http_status = Some(404);
+                tx.append_audit(&entry)?;
+                Ok(Err(ApiError::NotFound(format!("no document {id}"))))
+            }
+        }
+    })
+    .await?;
+    match content {
+        Some(bytes) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
+        None => Ok(HttpResponse::Ok().json(views::document(record))),
+    }
+}
+
+/// A CDA EHR summary of the person, generated from what this node holds.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/summary.xml", tag = "documents",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, description = "a CDA R2 document (EHR90 个人健康档案摘要)", content_type = "application/xml"),
+              (status = 403, body = rhip_api_types::Problem), (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn summary(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (node, name) = (state.region, state.name.clone());
+    let (_, xml) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "summary", move |tx, id| {
+        let person = match tx.get_person(&rhip_store::Scope::Node, id)? {
+            Access::Granted(person) => person,
+            _ => return Err(rhip_store::StoreError::NotFound(format!("person {id}"))),
+        };
+        documents::summary_xml(tx, &person, node, &name)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().content_type(XML).body(xml))
+}
+
+/// The WS/T 500 EMR document of one encounter, generated from stored data.
+#[utoipa::path(get, path = "/api/v1/encounters/{id}/document.xml", tag = "documents",
+    params(("id" = String, Path, description = "encounter id")),
+    responses((status = 200, description = "a CDA R2 document (C0002, C0003 or C0053)", content_type = "application/xml"),
+              (status = 403, body = rhip_api_types::Problem), (status = 404, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn encounter_document(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::field("id", format!("{id:?} is not an encounter id (UUID)")));
+    }
+    let lookup = id.clone();
+    let person = in_transaction(&state, move |tx| Ok(Ok(tx.encounter_by_id(&lookup)?.map(|e| e.person_id)))).await?;
+    let Some(person) = person else { return Err(ApiError::NotFound(format!("no encounter {id}"))) };
+    let (_, xml) = read_person(&state, principal, person, Permission::ReadEhr, "encounter_document", move |tx, _| {
+        let encounter = tx.encounter_by_id(&id)?.ok_or_else(|| rhip_store::StoreError::NotFound(id.clone()))?;
+        let person = match tx.get_person(&rhip_store::Scope::Node, &encounter.person_id)? {
+            Access::Granted(person) => person,
+            _ => return Err(rhip_store::StoreError::NotFound(format!("person {}", encounter.person_id))),
+        };
+        documents::encounter_xml(tx, &person, &encounter)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().content_type(XML).body(xml))
+}

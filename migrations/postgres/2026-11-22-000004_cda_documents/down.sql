@@ -1,0 +1,14 @@
+DROP TABLE medications;
+DROP INDEX observations_document;
+ALTER TABLE observations DROP COLUMN document_id;
+DROP INDEX diagnoses_document;
+ALTER TABLE diagnoses DROP COLUMN document_id;
+DELETE FROM diagnoses WHERE encounter_id IS NULL;
+ALTER TABLE diagnoses ALTER COLUMN encounter_id SET NOT NULL;
+DROP INDEX documents_set_id;
+DROP INDEX documents_cda_id;
+ALTER TABLE documents DROP COLUMN kind;
+ALTER TABLE documents DROP COLUMN type_system;
+ALTER TABLE documents DROP COLUMN version_number;
+ALTER TABLE documents DROP COLUMN set_id;
+ALTER TABLE documents DROP COLUMN cda_id;
