@@ -6,5 +6,6 @@
 mod api;
 mod auth;
 mod cli;
+mod documents;
 mod hl7;
 mod storage;

@@ -336,7 +336,8 @@ fn demographics(patient: &rhip_cda::Patient, facility: &str) -> Result<PersonDem
     let path = "/ClinicalDocument/recordTarget/patientRole";
     let id_number = match patient.citizen_id() {
         Some(id) => Some(
-            CitizenId::parse(id).map_err(|e| ApiError::field(&format!("{path}/id[@root='{OID_CITIZEN_ID}']"), e.to_string()))?,
+            CitizenId::parse(id)
+                .map_err(|e| ApiError::field(&format!("{path}/id[@root='{OID_CITIZEN_ID}']"), e.to_string()))?,
         ),
         None => None,
     };
@@ -484,7 +485,11 @@ fn result_input(observation: &rhip_store::ObservationRecord) -> rhip_cda::write:
     rhip_cda::write::ResultInput {
         code: rhip_cda::Code::new(
             observation.code.clone(),
-            if observation.code_system.is_empty() { "2.16.840.1.113883.6.1".into() } else { observation.code_system.clone() },
+            if observation.code_system.is_empty() {
+                "2.16.840.1.113883.6.1".into()
+            } else {
+                observation.code_system.clone()
+            },
             observation.display.clone().unwrap_or_else(|| observation.code.clone()),
         ),
         value,
@@ -509,11 +514,16 @@ fn encounter_input(encounter: &EncounterRecord) -> rhip_cda::write::EncounterInp
 fn medication_input(medication: &rhip_store::MedicationRecord) -> rhip_cda::write::AdministrationInput {
     rhip_cda::write::AdministrationInput {
         code: match (&medication.code, &medication.code_system) {
-            (Some(code), Some(system)) => Some(rhip_cda::Code::new(code.clone(), system.clone(), medication.name.clone())),
+            (Some(code), Some(system)) => {
+                Some(rhip_cda::Code::new(code.clone(), system.clone(), medication.name.clone()))
+            }
             _ => None,
         },
         name: medication.name.clone(),
-        dose: medication.dose.as_ref().map(|dose| rhip_cda::Quantity { value: dose.clone(), unit: medication.dose_unit.clone() }),
+        dose: medication
+            .dose
+            .as_ref()
+            .map(|dose| rhip_cda::Quantity { value: dose.clone(), unit: medication.dose_unit.clone() }),
         route: None,
         start: medication.started_at.map(timestamp),
         end: medication.ended_at.map(timestamp),
@@ -521,7 +531,12 @@ fn medication_input(medication: &rhip_store::MedicationRecord) -> rhip_cda::writ
 }
 
 /// The EHR summary (`EHR90`) of a person from what this node stores.
-pub fn summary_xml(tx: &mut Tx<'_>, person: &PersonRecord, node: RegionCode, node_name: &str) -> Result<Vec<u8>, StoreError> {
+pub fn summary_xml(
+    tx: &mut Tx<'_>,
+    person: &PersonRecord,
+    node: RegionCode,
+    node_name: &str,
+) -> Result<Vec<u8>, StoreError> {
     let diagnoses = tx.diagnoses_for(&person.id)?;
     let encounters = tx.encounters_for(&person.id)?;
     let observations = tx.observations_for(&person.id, 500)?;
@@ -567,7 +582,11 @@ pub fn summary_xml(tx: &mut Tx<'_>, person: &PersonRecord, node: RegionCode, nod
 }
 
 /// The WS/T 500 EMR document of one encounter (as received over HL7 v2 or otherwise).
-pub fn encounter_xml(tx: &mut Tx<'_>, person: &PersonRecord, encounter: &EncounterRecord) -> Result<Vec<u8>, StoreError> {
+pub fn encounter_xml(
+    tx: &mut Tx<'_>,
+    person: &PersonRecord,
+    encounter: &EncounterRecord,
+) -> Result<Vec<u8>, StoreError> {
     let diagnoses = tx.diagnoses_for(&person.id)?;
     let observations = tx.observations_for(&person.id, 10_000)?;
     let medications = tx.medications_for(&person.id)?;
@@ -576,7 +595,9 @@ pub fn encounter_xml(tx: &mut Tx<'_>, person: &PersonRecord, encounter: &Encount
     let document = rhip_cda::write::EncounterDocument {
         header: rhip_cda::write::HeaderInput {
             id: InstanceId::new(OID_DOCUMENT_SERIAL, rhip_core::new_id().to_string()),
-            effective_time: timestamp(encounter.discharged_at.or(encounter.admitted_at).unwrap_or(encounter.created_at)),
+            effective_time: timestamp(
+                encounter.discharged_at.or(encounter.admitted_at).unwrap_or(encounter.created_at),
+            ),
             custodian: facility.clone(),
             author_organization: facility,
             author_name: encounter.attending.clone(),

@@ -353,7 +353,14 @@ impl Tx<'_> {
         diesel::insert_into(medications::table).values(&record).execute(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change("medication", &record.id, "create", Some((&record.person_id, &home)), &record.hlc, &payload)?;
+        self.record_change(
+            "medication",
+            &record.id,
+            "create",
+            Some((&record.person_id, &home)),
+            &record.hlc,
+            &payload,
+        )?;
         Ok(record)
     }
 

@@ -32,6 +32,7 @@ pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
 pub use diesel::result::Error as DieselError;
+pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
 pub use ingest::{NewSubmission, SubmissionQuery, SubmissionRecord};
@@ -39,7 +40,6 @@ pub use linking::{DemographicsChange, LinkRule, Linked, ReviewItem};
 pub use merges::{MergeRecord, Moved};
 pub use meta::Counts;
 pub use persons::{NewPerson, PersonQuery, PersonRecord};
-pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use records::{
     DiagnosisRecord, EhrEntryRecord, EncounterChanges, EncounterRecord, NewDiagnosis, NewEhrEntry, NewEncounter,
     NewObservation, ObservationRecord,

@@ -56,3 +56,4 @@ CREATE TABLE medications (
 );
 CREATE INDEX medications_person ON medications (person_id, started_at);
 CREATE INDEX medications_document ON medications (document_id);
+CREATE INDEX medications_encounter ON medications (encounter_id);

@@ -85,7 +85,8 @@ pub async fn submit(
         entry.http_status = Some(if stored.repeated { 200 } else { 201 });
         entry.resource_id = Some(stored.record.id.clone());
         entry.person_id = stored.record.person_id.clone();
-        entry.detail = Some(format!("{} {}", stored.record.type_code, if stored.repeated { "resent" } else { "stored" }));
+        entry.detail =
+            Some(format!("{} {}", stored.record.type_code, if stored.repeated { "resent" } else { "stored" }));
         tx.append_audit(&entry)?;
         Ok(Ok(stored))
     })
