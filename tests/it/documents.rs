@@ -334,6 +334,13 @@ fn bad_documents_are_refused_and_change_nothing(backend: Backend) {
     let totals = counts(&server, &commission);
     assert_eq!((totals["documents"].as_i64(), totals["persons"].as_i64()), (Some(0), Some(0)), "{totals}");
     assert_eq!(post(&server, Some(&hospital), &good).status, 201);
+    // Every refusal is in the submission archive with its problems; the stored one too.
+    let archive = server.get("/api/v1/submissions?limit=100", Some(&commission)).items();
+    let refused: Vec<&Value> = archive.iter().filter(|s| s["kind"] == "cda" && s["outcome"] == "AE").collect();
+    assert_eq!(refused.len(), 12, "{archive:?}");
+    assert!(refused.iter().all(|s| !s["errors"].as_array().unwrap().is_empty()));
+    assert_eq!(archive.iter().filter(|s| s["kind"] == "cda" && s["outcome"] == "AA").count(), 1);
+    assert_eq!(counts(&server, &commission)["submissions_rejected"], 12);
 }
 
 fn resubmission_and_new_versions(backend: Backend) {

@@ -65,38 +65,42 @@ pub async fn submit(
     };
     let document = match checked {
         Ok(document) => document,
-        Err(problem) => {
-            state.metrics.documents.with_label_values(&["refused"]).inc();
-            return Err(problem);
-        }
+        Err(problem) => return Err(refuse(&state, &principal, &facility, bytes.to_vec(), problem).await),
     };
+    let (archived, raw) = (principal.clone(), bytes.to_vec());
     let stored = in_transaction(&state, move |tx| {
         // The submitting facility must be registered and active here.
-        match tx.get_facility(&facility)? {
-            Some(found) if found.status == "active" => {}
+        let region = match tx.get_facility(&facility)? {
+            Some(found) if found.status == "active" => found.region,
             Some(found) => return Ok(Err(ApiError::Forbidden(format!("facility {facility} is {}", found.status)))),
             None => return Ok(Err(ApiError::Forbidden(format!("facility {facility} is not registered at this node")))),
-        }
+        };
         let stored = match documents::store(tx, &document, &bytes, &facility)? {
             Ok(stored) => stored,
             Err(refused) => return Ok(Err(refused)),
         };
+        let record = &stored.record;
+        let mut archive =
+            submission(&facility, record.cda_id.clone(), Some(record.type_code.clone()), "AA", None, Vec::new());
+        archive.person_id = record.person_id.clone();
+        archive.region = Some(region);
+        tx.insert_submission(&rhip_core::new_id().to_string(), &archive)?;
         let mut entry = principal.audit("submit", "document", "success");
         entry.http_status = Some(if stored.repeated { 200 } else { 201 });
-        entry.resource_id = Some(stored.record.id.clone());
-        entry.person_id = stored.record.person_id.clone();
-        entry.detail =
-            Some(format!("{} {}", stored.record.type_code, if stored.repeated { "resent" } else { "stored" }));
+        entry.resource_id = Some(record.id.clone());
+        entry.person_id = record.person_id.clone();
+        entry.detail = Some(format!("{} {}", record.type_code, if stored.repeated { "resent" } else { "stored" }));
         tx.append_audit(&entry)?;
         Ok(Ok(stored))
     })
     .await;
     let stored = match stored {
         Ok(stored) => stored,
-        Err(error) => {
-            state.metrics.documents.with_label_values(&["refused"]).inc();
-            return Err(error);
+        Err(error @ (ApiError::Invalid { .. } | ApiError::Conflict(_) | ApiError::Forbidden(_))) => {
+            let facility = archived.claims.facility.clone().unwrap_or_default();
+            return Err(refuse(&state, &archived, &facility, raw, error).await);
         }
+        Err(error) => return Err(error),
     };
     state.metrics.documents.with_label_values(&[if stored.repeated { "repeated" } else { "stored" }]).inc();
     let mut response = if stored.repeated { HttpResponse::Ok() } else { HttpResponse::Created() };
@@ -104,6 +108,58 @@ pub async fn submit(
         response.insert_header((header::LOCATION, format!("/api/v1/documents/{}", stored.record.id)));
     }
     Ok(response.json(views::document(stored.record)))
+}
+
+/// Archives and audits a refused document (its bytes kept as the evidence
+/// of what was refused, like a refused HL7 message), then answers `error`.
+async fn refuse(state: &AppState, principal: &Principal, facility: &str, raw: Vec<u8>, error: ApiError) -> ApiError {
+    state.metrics.documents.with_label_values(&["refused"]).inc();
+    let problem = error.problem();
+    let errors = if problem.errors.is_empty() {
+        vec![rhip_api_types::FieldProblem { field: "document".into(), message: problem.detail.clone() }]
+    } else {
+        problem.errors.clone()
+    };
+    let mut archive = submission(facility, None, None, "AE", serde_json::to_string(&errors).ok(), raw);
+    let mut entry = principal.audit("submit", "document", "refused");
+    entry.http_status = Some(i32::from(problem.status));
+    entry.detail = Some(problem.detail.chars().take(500).collect());
+    state.metrics.audit_entries.inc();
+    let written = in_transaction(state, move |tx| {
+        let id = rhip_core::new_id().to_string();
+        archive.region = tx.get_facility(&archive.sending_facility)?.map(|found| found.region);
+        tx.insert_submission(&id, &archive)?;
+        entry.resource_id = Some(id);
+        tx.append_audit(&entry)?;
+        Ok(Ok(()))
+    })
+    .await;
+    match written {
+        Ok(()) => error,
+        Err(failure) => failure,
+    }
+}
+
+/// The archive row of a document submission.
+fn submission(
+    facility: &str,
+    cda_id: Option<String>,
+    type_code: Option<String>,
+    outcome: &str,
+    errors: Option<String>,
+    raw: Vec<u8>,
+) -> rhip_store::NewSubmission {
+    rhip_store::NewSubmission {
+        channel: "http".into(),
+        kind: "cda".into(),
+        sending_facility: facility.to_string(),
+        control_id: cda_id.unwrap_or_default(),
+        message_type: type_code,
+        outcome: outcome.into(),
+        errors,
+        raw,
+        ..rhip_store::NewSubmission::default()
+    }
 }
 
 fn too_large(limit: usize) -> ApiError {
