@@ -161,4 +161,31 @@ fn bench_commands_report_json() {
     let ingest: Value = serde_json::from_str(&rhip_ok(&["bench", "ingest", "--messages", "20"])).unwrap();
     assert_eq!(ingest["backend"], "sqlite");
     assert_eq!(ingest["messages"], 20);
+    let cda: Value = serde_json::from_str(&rhip_ok(&["bench", "cda-parse", "--documents", "20"])).unwrap();
+    assert_eq!(cda["documents"], 20);
+    assert!(cda["megabytes_per_second"].as_f64().unwrap() > 0.0);
+    // Documents posted to a running node are stored (and visible in its counts).
+    let node = rhip_tests::NodeDir::init("330106", rhip_tests::Backend::Sqlite).unwrap();
+    node.add_facility("H330106001", "330106");
+    let server = node.start();
+    let token = node.token("hospital_system", &["--facility", "H330106001"]);
+    let posted: Value = serde_json::from_str(&rhip_ok(&[
+        "bench",
+        "documents",
+        "--api",
+        &server.api,
+        "--token",
+        &token,
+        "--facility",
+        "H330106001",
+        "--documents",
+        "6",
+        "--connections",
+        "2",
+    ]))
+    .unwrap();
+    assert_eq!(posted["documents"], 6);
+    let commission = node.token("commission", &[]);
+    let counts = server.get("/api/v1/stats/summary?region=330106", Some(&commission)).json();
+    assert_eq!(counts["documents"], 6, "{counts}");
 }

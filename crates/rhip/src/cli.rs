@@ -212,6 +212,38 @@ pub enum BenchCommand {
     Mllp(BenchMllpArgs),
     /// Run the ingest pipeline in process on a fresh database, without the network.
     Ingest(BenchIngestArgs),
+    /// Time the CDA reader and validation on synthetic documents, in process.
+    CdaParse(BenchCdaParseArgs),
+    /// Post synthetic CDA documents to a running node and time the answers.
+    Documents(BenchDocumentsArgs),
+}
+
+/// `rhip bench cda-parse`.
+#[derive(Debug, Args)]
+pub struct BenchCdaParseArgs {
+    /// How many documents.
+    #[arg(long, default_value_t = 5_000)]
+    pub documents: u64,
+}
+
+/// `rhip bench documents`.
+#[derive(Debug, Args)]
+pub struct BenchDocumentsArgs {
+    /// The node's API, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, value_name = "URL")]
+    pub api: String,
+    /// A `hospital_system` token of `--facility` (from `rhip token`).
+    #[arg(long, env = "RHIP_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The facility the token was issued for (author and custodian of the documents).
+    #[arg(long)]
+    pub facility: String,
+    /// How many documents in all.
+    #[arg(long, default_value_t = 2_000)]
+    pub documents: u64,
+    /// How many clients post at once.
+    #[arg(long, default_value_t = 1)]
+    pub connections: u64,
 }
 
 /// `rhip bench ingest`.

@@ -4,7 +4,7 @@
 //! connections and reports throughput and ACK latency. Messages are synthetic
 //! (made-up names, generated citizen IDs) and deterministic for a seed.
 
-use crate::cli::{BenchIngestArgs, BenchMllpArgs, BenchParseArgs};
+use crate::cli::{BenchCdaParseArgs, BenchDocumentsArgs, BenchIngestArgs, BenchMllpArgs, BenchParseArgs};
 use crate::Failure;
 use anyhow::Context;
 use rhip_core::{CitizenId, RegionCode};
@@ -160,6 +160,155 @@ pub fn mllp(args: &BenchMllpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One synthetic discharge summary (C0053) of a synthetic inpatient, authored by `facility`.
+pub fn synthetic_document(facility: &str, run: &str, n: u64) -> Vec<u8> {
+    use rhip_cda::write::{DiagnosisInput, EncounterDocument, EncounterInput, HeaderInput, PatientInput, ResultInput};
+    use rhip_cda::{Code, InstanceId, Organization, Quantity, Timestamp};
+    let region = RegionCode::parse("330106").unwrap_or(RegionCode::NATIONAL);
+    let days = i64::try_from(n % 25_000).unwrap_or(0);
+    let birth = chrono::NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default() + chrono::Duration::days(days);
+    let id = CitizenId::generate(region, birth, u16::try_from(n % 1000).unwrap_or(0));
+    let index = usize::try_from(n % 144).unwrap_or(0);
+    let at = |text: &str| Timestamp::parse(text).ok();
+    let start = at("20240301080000").unwrap_or(Timestamp::from_date(birth));
+    let hospital =
+        Organization { ids: vec![InstanceId::new("2.16.156.10011.1.5", facility)], name: Some("bench".into()) };
+    let document = EncounterDocument {
+        header: HeaderInput {
+            id: InstanceId::new("2.16.156.10011.1.1", format!("{run}-{n}")),
+            effective_time: at("20240305170000").unwrap_or(start),
+            custodian: hospital.clone(),
+            author_organization: hospital.clone(),
+            author_name: Some("张医生".into()),
+        },
+        patient: PatientInput {
+            citizen_id: Some(id.as_str().to_string()),
+            other_ids: vec![InstanceId::new("2.16.156.10011.1.13", format!("B{run}{n:08}"))],
+            name: format!("{}{}", FAMILY[index % 12], GIVEN[index / 12]),
+            sex: id.sex(),
+            birth_date: birth,
+            county: Some(region),
+            street: Some(format!("测试路{n}号")),
+        },
+        encounter: EncounterInput {
+            id: InstanceId::new("2.16.156.10011.1.12", format!("Z{run}{n:08}")),
+            kind: rhip_core::EncounterType::Inpatient,
+            start,
+            end: at("20240305160000"),
+            facility: hospital,
+        },
+        chief_complaint: Some("咳嗽、发热3天".into()),
+        diagnoses: vec![DiagnosisInput::icd10("J18.9", "肺炎", Some(start))],
+        results: vec![ResultInput {
+            code: Code::new("6690-2", "2.16.840.1.113883.6.1", "白细胞计数"),
+            value: rhip_cda::write::ResultValue::Quantity(Quantity {
+                value: "12.3".into(),
+                unit: Some("10*9/L".into()),
+            }),
+            reference_range: None,
+            flag: Some("H".into()),
+            time: Some(start),
+        }],
+        medications: Vec::new(),
+    };
+    rhip_cda::write::emr_encounter(&document)
+}
+
+/// Runs `rhip bench cda-parse`.
+pub fn cda_parse(args: &BenchCdaParseArgs) -> Result<(), Failure> {
+    let documents: Vec<Vec<u8>> = (0..args.documents).map(|n| synthetic_document("H330106001", "P", n)).collect();
+    let bytes: usize = documents.iter().map(Vec::len).sum();
+    let today = chrono::Utc::now().date_naive();
+    let limits = rhip_cda::Limits::default();
+    let started = Instant::now();
+    for (n, document) in documents.iter().enumerate() {
+        let read =
+            rhip_cda::read(document, &limits).map_err(|e| Failure::Runtime(anyhow::anyhow!("document {n}: {e}")))?;
+        let problems = rhip_cda::validate(&read, today);
+        if !problems.is_empty() {
+            return Err(Failure::Runtime(anyhow::anyhow!("document {n}: {problems:?}")));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "benchmark": "cda-read-validate",
+        "documents": documents.len(),
+        "bytes": bytes,
+        "seconds": elapsed,
+        "documents_per_second": documents.len() as f64 / elapsed,
+        "megabytes_per_second": bytes as f64 / elapsed / 1e6,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Runs `rhip bench documents` against a running node.
+pub fn documents(args: &BenchDocumentsArgs) -> Result<(), Failure> {
+    if args.connections == 0 || args.documents == 0 {
+        return Err(Failure::usage("--connections and --documents must be at least 1"));
+    }
+    let run = format!("D{}", chrono::Utc::now().timestamp() % 1_000_000);
+    let per_client = args.documents.div_ceil(args.connections);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.connections)
+        .map(|c| {
+            let (api, token, facility, run) =
+                (args.api.clone(), args.token.clone(), args.facility.clone(), run.clone());
+            let range = c * per_client..((c + 1) * per_client).min(args.documents);
+            std::thread::spawn(move || -> Result<(Vec<Duration>, usize), Failure> {
+                let agent = ureq::AgentBuilder::new().build();
+                let mut latencies = Vec::new();
+                let mut bytes = 0;
+                for n in range {
+                    let body = synthetic_document(&facility, &run, n);
+                    bytes += body.len();
+                    let sent = Instant::now();
+                    let answer = agent
+                        .post(&format!("{api}/api/v1/documents"))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .set("Content-Type", "application/xml")
+                        .send_bytes(&body);
+                    match answer {
+                        Ok(response) if response.status() == 201 => latencies.push(sent.elapsed()),
+                        Ok(response) => {
+                            return Err(Failure::Runtime(anyhow::anyhow!("document {n}: HTTP {}", response.status())))
+                        }
+                        Err(ureq::Error::Status(status, response)) => {
+                            let text = response.into_string().unwrap_or_default();
+                            return Err(Failure::Runtime(anyhow::anyhow!("document {n}: HTTP {status}: {text}")));
+                        }
+                        Err(error) => return Err(Failure::Runtime(anyhow::anyhow!("document {n}: {error}"))),
+                    }
+                }
+                Ok((latencies, bytes))
+            })
+        })
+        .collect();
+    let (mut latencies, mut bytes) = (Vec::new(), 0);
+    for worker in workers {
+        let (mut lat, b) =
+            worker.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("a client thread panicked")))??;
+        latencies.append(&mut lat);
+        bytes += b;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let summary = serde_json::json!({
+        "benchmark": "cda-http-ingest",
+        "api": args.api,
+        "connections": args.connections,
+        "documents": latencies.len(),
+        "bytes": bytes,
+        "seconds": elapsed,
+        "documents_per_second": latencies.len() as f64 / elapsed,
+        "latency_ms": { "p50": at(0.5), "p99": at(0.99), "max": at(1.0) },
+    });
+    println!("{summary}");
+    Ok(())
+}
+
 type Driven = (Vec<Duration>, Vec<(String, u64)>);
 
 fn drive(to: &str, facility: &str, run: &str, range: std::ops::Range<u64>) -> Result<Driven, Failure> {
@@ -199,6 +348,16 @@ mod tests {
             let message = super::synthetic_adt("H330106001", "T", n);
             let received = rhip_hl7::receive(&message, today);
             assert!(matches!(received, rhip_hl7::Received::Accepted { .. }), "{n}: {received:?}");
+        }
+    }
+
+    #[test]
+    fn synthetic_documents_are_valid() {
+        let today = chrono::Utc::now().date_naive();
+        for n in [0, 1, 77, 123_456] {
+            let document = super::synthetic_document("H330106001", "T", n);
+            let read = rhip_cda::read(&document, &rhip_cda::Limits::default()).unwrap();
+            assert!(rhip_cda::validate(&read, today).is_empty(), "{n}");
         }
     }
 }

@@ -29,6 +29,8 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench(BenchCommand::Parse(args)) => bench::parse(&args),
         Command::Bench(BenchCommand::Mllp(args)) => bench::mllp(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
+        Command::Bench(BenchCommand::CdaParse(args)) => bench::cda_parse(&args),
+        Command::Bench(BenchCommand::Documents(args)) => bench::documents(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
