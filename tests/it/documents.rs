@@ -16,6 +16,41 @@ both_backends! {
     bad_documents_are_refused_and_change_nothing => super::bad_documents_are_refused_and_change_nothing;
     resubmission_and_new_versions => super::resubmission_and_new_versions;
     generated_documents_round_trip => super::generated_documents_round_trip;
+    corpus_documents_get_a_clear_answer => super::corpus_documents_get_a_clear_answer;
+}
+
+/// The real-world corpus (`../shared/corpus/cda`, US C-CDA and HL7 samples):
+/// their LOINC document types are not registered here, so each is refused
+/// with the element named (the header-only fragment at its root), nothing is
+/// stored, and the node keeps serving.
+fn corpus_documents_get_a_clear_answer(backend: Backend) {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/cda");
+    if !corpus.exists() {
+        eprintln!("SKIPPED: CDA corpus absent at {} (CI always has it)", corpus.display());
+        return;
+    }
+    let Some((_node, server, commission, hospital)) = start(backend) else { return };
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flat_map(|folder| std::fs::read_dir(folder.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{} corpus documents", files.len());
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let answer = post(&server, Some(&hospital), &std::fs::read(file).unwrap());
+        assert_eq!(answer.status, 422, "{name}: {}", answer.text);
+        let problem = answer.json();
+        let fields: Vec<&str> =
+            problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let expected = if name.starts_with("Header_Care_Team") { "/documentationOf" } else { "/ClinicalDocument" };
+        assert!(fields.iter().any(|f| f.starts_with(expected)), "{name}: {fields:?}");
+    }
+    let totals = counts(&server, &commission);
+    assert_eq!((totals["documents"].as_i64(), totals["persons"].as_i64()), (Some(0), Some(0)), "{totals}");
+    assert_eq!(post(&server, Some(&hospital), &render(&doc("C0001", "AFTER-CORPUS", 109), Style::Plain)).status, 201);
 }
 
 /// How a hospital writes its documents.
