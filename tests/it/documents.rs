@@ -412,6 +412,16 @@ fn resubmission_and_new_versions(backend: Backend) {
     // Entries of the old version give way to the new one's (not counted twice).
     let observations = server.get(&format!("/api/v1/persons/{person}/observations"), Some(&commission)).items();
     assert_eq!(observations.iter().filter(|o| o["code"] == "14749-6").count(), 1, "{observations:?}");
+    // The same new document posted four times at once is stored once; every copy gets a success.
+    let twin = render(&doc("C0002", "TWIN-1", 111), Style::Plain);
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..4).map(|_| scope.spawn(|| post(&server, Some(&hospital), &twin).status)).collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    assert_eq!(answers.iter().filter(|s| **s == 201).count(), 1, "{answers:?}");
+    assert!(answers.iter().all(|s| *s == 201 || *s == 200), "{answers:?}");
+    let twin_person = person_of(&server, &commission, &citizen_id(111));
+    assert_eq!(server.get(&format!("/api/v1/persons/{twin_person}/documents"), Some(&commission)).items().len(), 1);
     // A hospital reads documents of its own patients only.
     let other = node.token("hospital_system", &["--facility", OTHER_HOSPITAL]);
     assert_eq!(server.get(&format!("/api/v1/documents/{old_id}"), Some(&other)).status, 403);

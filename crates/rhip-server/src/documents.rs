@@ -399,6 +399,18 @@ fn demographics(patient: &rhip_cda::Patient, facility: &str) -> Result<PersonDem
     })
 }
 
+/// The stored copy of this very document (same CDA id, same bytes), if any:
+/// the answer to a resend that lost a race with its twin.
+pub fn stored_twin(
+    tx: &mut Tx<'_>,
+    document: &ClinicalDocument,
+    bytes: &[u8],
+) -> Result<Option<DocumentIndexRecord>, StoreError> {
+    let Some(key) = document.id.as_ref().map(instance_key) else { return Ok(None) };
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    Ok(tx.document_by_cda_id(&key)?.filter(|existing| existing.sha256 == digest))
+}
+
 /// `root|extension` (or the root alone) of a CDA instance identifier.
 fn instance_key(id: &InstanceId) -> String {
     match (&id.root, &id.extension) {

@@ -67,7 +67,7 @@ pub async fn submit(
         Ok(document) => document,
         Err(problem) => return Err(refuse(&state, &principal, &facility, bytes.to_vec(), problem).await),
     };
-    let (archived, raw) = (principal.clone(), bytes.to_vec());
+    let (archived, raw, twin) = (principal.clone(), bytes.to_vec(), (document.clone(), bytes.clone()));
     let stored = in_transaction(&state, move |tx| {
         // The submitting facility must be registered and active here.
         let region = match tx.get_facility(&facility)? {
@@ -96,7 +96,18 @@ pub async fn submit(
     .await;
     let stored = match stored {
         Ok(stored) => stored,
-        Err(error @ (ApiError::Invalid { .. } | ApiError::Conflict(_) | ApiError::Forbidden(_))) => {
+        // The same document arrived twice at once and the other copy won the unique key: same answer as a resend.
+        Err(ApiError::Conflict(message)) => {
+            let (document, bytes) = twin;
+            match in_transaction(&state, move |tx| Ok(Ok(documents::stored_twin(tx, &document, &bytes)?))).await? {
+                Some(record) => documents::Stored { record, repeated: true },
+                None => {
+                    let facility = archived.claims.facility.clone().unwrap_or_default();
+                    return Err(refuse(&state, &archived, &facility, raw, ApiError::Conflict(message)).await);
+                }
+            }
+        }
+        Err(error @ (ApiError::Invalid { .. } | ApiError::Forbidden(_))) => {
             let facility = archived.claims.facility.clone().unwrap_or_default();
             return Err(refuse(&state, &archived, &facility, raw, error).await);
         }
