@@ -37,7 +37,7 @@ pub fn person(record: PersonRecord, details: PersonDetails<'_>, id_number: IdNum
         IdNumber::Masked => mask(&value),
     });
     let primary_care = (record.primary_facility.is_some() || record.primary_provider.is_some())
-        .then(|| PrimaryCareView { facility: record.primary_facility, provider: record.primary_provider });
+        .then_some(PrimaryCareView { facility: record.primary_facility, provider: record.primary_provider });
     let contacts = details
         .contacts
         .iter()
