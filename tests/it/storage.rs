@@ -270,9 +270,12 @@ fn person_details_upsert_and_merge(backend: Backend) {
     // Scope: another region sees nothing, the person themself sees theirs.
     let elsewhere = Scope::Region(RegionCode::parse("110105").unwrap());
     assert!(store.read(|tx| tx.allergies_of(&elsewhere, &a)).unwrap().is_empty());
-    assert!(store.read(|tx| tx.contacts_of(&elsewhere, &[a.clone()])).unwrap().is_empty());
+    assert!(store.read(|tx| tx.contacts_of(&elsewhere, std::slice::from_ref(&a))).unwrap().is_empty());
     assert_eq!(store.read(|tx| tx.contacts_of(&Scope::Person(a.clone()), &[a.clone(), b.clone()])).unwrap().len(), 1);
-    assert_eq!(store.read(|tx| tx.coverages_of(&Scope::Facility("H1".into()), &[a.clone()])).unwrap().len(), 1);
+    assert_eq!(
+        store.read(|tx| tx.coverages_of(&Scope::Facility("H1".into()), std::slice::from_ref(&a))).unwrap().len(),
+        1
+    );
     // B has the same allergen and one more: merging B into A moves only the new one.
     store.write(|tx| tx.upsert_allergy(&allergy(&b, "70618", "MI"))).unwrap();
     store.write(|tx| tx.upsert_allergy(&allergy(&b, "1191", "SV"))).unwrap();
@@ -286,7 +289,7 @@ fn person_details_upsert_and_merge(backend: Backend) {
     };
     assert_eq!(codes(&a), ["1191", "70618"]);
     assert_eq!(codes(&b), ["70618"]);
-    assert_eq!(store.read(|tx| tx.contacts_of(&Scope::Node, &[a.clone()])).unwrap().len(), 1);
+    assert_eq!(store.read(|tx| tx.contacts_of(&Scope::Node, std::slice::from_ref(&a))).unwrap().len(), 1);
     store.write(|tx| tx.unmerge(&merge.id, "test")).unwrap();
     assert_eq!(codes(&a), ["70618"]);
     assert_eq!(codes(&b), ["1191", "70618"]);
