@@ -543,7 +543,109 @@ fn hl7_send_from_the_command_line(backend: Backend) {
     );
 }
 
+/// PD1, NK1, AL1, IN1 and PV2 through MLLP, read back over HTTP: primary care,
+/// contacts and insurance on the person, allergies at their own endpoint, the
+/// admit reason on the encounter. An A08 that changes an allergy's severity
+/// updates it in place; a message without those segments leaves them empty.
+fn person_details_from_adt(backend: Backend) {
+    let Some((node, server, token)) = start(backend) else { return };
+    let mut mllp = Mllp::connect(server.mllp.as_deref().unwrap());
+    let p = patient("MRN7001", 701);
+    // IN1-36 is the policy number.
+    let in1 = format!("IN1|1|310^城镇职工基本医疗保险||杭州市医疗保障局{}YB330106123\r", "|".repeat(32));
+    let details = format!(
+        "PV2|||I20.0^不稳定型心绞痛^ICD10\r\
+         PD1|||西湖区社区卫生服务中心^^^^^^^^^H330106002|G001^赵^敏\r\
+         NK1|1|李^娜|SPO^配偶^HL70063||13900000000\r\
+         NK1|2|王^强|FTH^父亲^HL70063||13900000001\r\
+         AL1|1|DA|70618^青霉素^RXNORM|SV|皮疹\r\
+         AL1|2|FA|^花生|MI|喉头水肿\r{in1}"
+    );
+    assert_code(&mllp.send(&adt("A01", "D-1", &p, "VD1", &details)), "AA");
+    let empi = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN7001"))[0]["empi_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let person = server.get(&format!("/api/v1/persons/{empi}"), Some(&token)).json();
+    assert_eq!(person["primary_care"]["facility"], "西湖区社区卫生服务中心 (H330106002)", "{person}");
+    assert_eq!(person["primary_care"]["provider"], "赵敏 (G001)");
+    let contacts = person["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 2, "{person}");
+    let spouse = contacts.iter().find(|c| c["name"] == "李娜").unwrap();
+    assert_eq!((spouse["relationship"].as_str(), spouse["phone"].as_str()), (Some("SPO"), Some("13900000000")));
+    assert_eq!(person["coverages"].as_array().unwrap().len(), 1, "{person}");
+    assert_eq!(person["coverages"][0]["plan"], "310");
+    assert_eq!(person["coverages"][0]["company"], "杭州市医疗保障局");
+    assert_eq!(person["coverages"][0]["member_id"], "YB330106123");
+    // The search shows the same details.
+    let found = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN7001"));
+    assert_eq!(found[0]["contacts"].as_array().unwrap().len(), 2);
+
+    let allergies_path = format!("/api/v1/persons/{empi}/allergies");
+    let allergies = server.get(&allergies_path, Some(&token)).items();
+    assert_eq!(allergies.len(), 2, "{allergies:?}");
+    let penicillin = allergies.iter().find(|a| a["code"] == "70618").unwrap();
+    assert_eq!(penicillin["system"], "RXNORM");
+    assert_eq!(penicillin["display"], "青霉素");
+    assert_eq!(penicillin["severity"], "SV");
+    assert_eq!(penicillin["reaction"], "皮疹");
+    assert_eq!(penicillin["facility"], HOSPITAL);
+    let peanut = allergies.iter().find(|a| a["display"] == "花生").unwrap();
+    assert_eq!((peanut["code"].as_str(), peanut["severity"].as_str()), (Some("花生"), Some("MI")));
+
+    let encounters = server.get(&format!("/api/v1/persons/{empi}/encounters"), Some(&token)).items();
+    assert_eq!(encounters[0]["admit_reason"], "不稳定型心绞痛");
+
+    // A08: the penicillin allergy is now moderate, the spouse sent again, a new primary
+    // care provider. Updated in place: no second row of anything.
+    let update = details.replace("|SV|皮疹", "|MO|皮疹").replace("G001^赵^敏", "G009^孙^丽");
+    assert_code(&mllp.send(&adt("A08", "D-2", &p, "VD1", &update)), "AA");
+    let allergies = server.get(&allergies_path, Some(&token)).items();
+    assert_eq!(allergies.len(), 2, "{allergies:?}");
+    assert_eq!(allergies.iter().find(|a| a["code"] == "70618").unwrap()["severity"], "MO");
+    let person = server.get(&format!("/api/v1/persons/{empi}"), Some(&token)).json();
+    assert_eq!(person["contacts"].as_array().unwrap().len(), 2, "{person}");
+    assert_eq!(person["coverages"].as_array().unwrap().len(), 1, "{person}");
+    assert_eq!(person["primary_care"]["provider"], "孙丽 (G009)");
+    // An admission fills gaps only: it does not replace the provider the A08 set.
+    let readmit = details.replace("G001^赵^敏", "G010^周^杰");
+    assert_code(&mllp.send(&adt("A01", "D-3", &p, "VD2", &readmit)), "AA");
+    let person = server.get(&format!("/api/v1/persons/{empi}"), Some(&token)).json();
+    assert_eq!(person["primary_care"]["provider"], "孙丽 (G009)");
+    assert_eq!(server.get(&allergies_path, Some(&token)).items().len(), 2);
+
+    // A patient whose messages carry none of those segments has none of them.
+    let plain = patient("MRN7002", 702);
+    assert_code(&mllp.send(&adt("A04", "D-4", &plain, "VD9", "")), "AA");
+    let other = find_person(&server, &token, &format!("identifier={HOSPITAL}|MRN7002"))[0].clone();
+    let other_empi = other["empi_id"].as_str().unwrap();
+    assert!(other.get("primary_care").is_none(), "{other}");
+    assert_eq!(other["contacts"], serde_json::json!([]));
+    assert_eq!(other["coverages"], serde_json::json!([]));
+    assert!(server.get(&format!("/api/v1/persons/{other_empi}/allergies"), Some(&token)).items().is_empty());
+    let encounter = &server.get(&format!("/api/v1/persons/{other_empi}/encounters"), Some(&token)).items()[0];
+    assert!(encounter["admit_reason"].is_null(), "{encounter}");
+
+    // The endpoint answers like the other per-person reads: 404 and 422 as problem+json, 401 without a token.
+    let missing = server.get(&format!("/api/v1/persons/{}/allergies", uuid::Uuid::now_v7()), Some(&token));
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    assert!(missing.content_type.starts_with("application/problem+json"), "{}", missing.content_type);
+    assert_eq!(server.get("/api/v1/persons/not-an-id/allergies", Some(&token)).status, 422);
+    assert_eq!(server.get(&allergies_path, None).status, 401);
+    // The reads were audited.
+    let auditor = node.token("auditor", &[]);
+    let audit = server.get(&format!("/api/v1/audit?person={empi}"), Some(&auditor));
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    assert!(
+        audit.items().iter().any(|e| e["resource_type"] == "allergies" && e["outcome"] == "success"),
+        "{}",
+        audit.text
+    );
+}
+
 both_backends! {
+    person_details_from_adt => super::person_details_from_adt;
     updates_and_cancellations => super::updates_and_cancellations;
     hl7_send_from_the_command_line => super::hl7_send_from_the_command_line;
     linking_rules_and_the_review_queue => super::linking_rules_and_the_review_queue;

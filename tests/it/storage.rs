@@ -210,7 +210,93 @@ fn sqlite_and_postgres_schemas_match() {
     assert_eq!(pg_columns, sqlite_columns);
 }
 
+/// Allergies, contacts and insurance are upserted by their unique key: a
+/// repeat changes nothing and writes no change-log row, a change updates the
+/// row in place with one; reads honour the scope; a merge moves what the
+/// survivor lacks and its undoing moves it back.
+fn person_details_upsert_and_merge(backend: Backend) {
+    use rhip_store::{NewAllergy, NewContact, NewCoverage, Scope, Upserted};
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let store = &opened.store;
+    let (a, b) = store
+        .write(|tx| {
+            Ok((tx.insert_person(&new_person("详情甲", 11))?.id, tx.insert_person(&new_person("详情乙", 12))?.id))
+        })
+        .unwrap();
+    let allergy = |person: &str, code: &str, severity: &str| NewAllergy {
+        person_id: person.to_string(),
+        code: code.to_string(),
+        code_system: Some("RXNORM".into()),
+        display: Some(format!("过敏原 {code}")),
+        severity: Some(severity.to_string()),
+        reaction: None,
+        facility_code: "H1".into(),
+        submission_id: None,
+        recorded_at: chrono::Utc::now().naive_utc(),
+    };
+    let changes = |store: &Store| store.read(|tx| tx.changes_after(0, 10_000)).unwrap().len();
+    let before = changes(store);
+    assert_eq!(store.write(|tx| tx.upsert_allergy(&allergy(&a, "70618", "SV"))).unwrap(), Upserted::Created);
+    assert_eq!(store.write(|tx| tx.upsert_allergy(&allergy(&a, "70618", "SV"))).unwrap(), Upserted::Unchanged);
+    assert_eq!(changes(store), before + 1);
+    assert_eq!(store.write(|tx| tx.upsert_allergy(&allergy(&a, "70618", "MO"))).unwrap(), Upserted::Updated);
+    assert_eq!(changes(store), before + 2);
+    let stored = store.read(|tx| tx.allergies_of(&Scope::Node, &a)).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].severity.as_deref(), Some("MO"));
+    let contact = |person: &str, phone: Option<&str>| NewContact {
+        person_id: person.to_string(),
+        name: "李娜".into(),
+        relationship: None,
+        phone: phone.map(str::to_string),
+        facility_code: "H1".into(),
+        submission_id: None,
+    };
+    assert_eq!(store.write(|tx| tx.upsert_contact(&contact(&a, None))).unwrap(), Upserted::Created);
+    assert_eq!(store.write(|tx| tx.upsert_contact(&contact(&a, None))).unwrap(), Upserted::Unchanged);
+    assert_eq!(store.write(|tx| tx.upsert_contact(&contact(&a, Some("13900000000")))).unwrap(), Upserted::Updated);
+    let coverage = NewCoverage {
+        person_id: a.clone(),
+        plan: Some("310".into()),
+        company: None,
+        member_id: None,
+        facility_code: "H1".into(),
+        submission_id: None,
+    };
+    assert_eq!(store.write(|tx| tx.upsert_coverage(&coverage)).unwrap(), Upserted::Created);
+    assert_eq!(store.write(|tx| tx.upsert_coverage(&coverage)).unwrap(), Upserted::Unchanged);
+    // Scope: another region sees nothing, the person themself sees theirs.
+    let elsewhere = Scope::Region(RegionCode::parse("110105").unwrap());
+    assert!(store.read(|tx| tx.allergies_of(&elsewhere, &a)).unwrap().is_empty());
+    assert!(store.read(|tx| tx.contacts_of(&elsewhere, std::slice::from_ref(&a))).unwrap().is_empty());
+    assert_eq!(store.read(|tx| tx.contacts_of(&Scope::Person(a.clone()), &[a.clone(), b.clone()])).unwrap().len(), 1);
+    assert_eq!(
+        store.read(|tx| tx.coverages_of(&Scope::Facility("H1".into()), std::slice::from_ref(&a))).unwrap().len(),
+        1
+    );
+    // B has the same allergen and one more: merging B into A moves only the new one.
+    store.write(|tx| tx.upsert_allergy(&allergy(&b, "70618", "MI"))).unwrap();
+    store.write(|tx| tx.upsert_allergy(&allergy(&b, "1191", "SV"))).unwrap();
+    store.write(|tx| tx.upsert_contact(&contact(&b, None))).unwrap();
+    let merge = store.write(|tx| tx.merge_persons(&a, &b, None, "test")).unwrap();
+    let codes = |person: &str| {
+        let mut codes: Vec<String> =
+            store.read(|tx| tx.allergies_of(&Scope::Node, person)).unwrap().into_iter().map(|r| r.code).collect();
+        codes.sort();
+        codes
+    };
+    assert_eq!(codes(&a), ["1191", "70618"]);
+    assert_eq!(codes(&b), ["70618"]);
+    assert_eq!(store.read(|tx| tx.contacts_of(&Scope::Node, std::slice::from_ref(&a))).unwrap().len(), 1);
+    store.write(|tx| tx.unmerge(&merge.id, "test")).unwrap();
+    assert_eq!(codes(&a), ["70618"]);
+    assert_eq!(codes(&b), ["1191", "70618"]);
+}
+
 both_backends! {
+    person_details_upsert_and_merge => super::person_details_upsert_and_merge;
     migrations_go_down_and_up_again => super::migrations_go_down_and_up_again;
     citizen_id_uniqueness_holds_under_concurrency => super::citizen_id_uniqueness_holds_under_concurrency;
     an_identifier_belongs_to_one_person => super::an_identifier_belongs_to_one_person;

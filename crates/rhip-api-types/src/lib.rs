@@ -82,6 +82,74 @@ pub struct PersonView {
     pub merged_into: Option<String>,
     /// Local identifiers.
     pub identifiers: Vec<IdentifierView>,
+    /// Primary care (HL7 PD1), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_care: Option<PrimaryCareView>,
+    /// Whom to contact (HL7 NK1).
+    #[serde(default)]
+    pub contacts: Vec<ContactView>,
+    /// Insurance (HL7 IN1).
+    #[serde(default)]
+    pub coverages: Vec<CoverageView>,
+}
+
+/// A person's primary care.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PrimaryCareView {
+    /// Primary care facility, `name (id)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<String>,
+    /// Primary care provider, `name (id)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// A contact person of a resident (next of kin).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ContactView {
+    /// Name.
+    pub name: String,
+    /// Relationship code (GB/T 4761 or HL7 table 0063) or text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
+    /// Phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// An insurance of a resident.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CoverageView {
+    /// Plan id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Insurer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// Policy or member number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+}
+
+/// An allergy of a resident.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AllergyView {
+    /// Id.
+    pub id: String,
+    /// Allergen code, or its text when the facility sent no code.
+    pub code: String,
+    /// Coding system of the code.
+    pub system: Option<String>,
+    /// Allergen text.
+    pub display: Option<String>,
+    /// Severity (HL7 table 0128: `SV` severe, `MO` moderate, `MI` mild) or text.
+    pub severity: Option<String>,
+    /// Reaction.
+    pub reaction: Option<String>,
+    /// Facility that reported it last.
+    pub facility: String,
+    /// When it was reported last (UTC).
+    pub recorded_at: NaiveDateTime,
 }
 
 /// One entry of a resident's EHR index.
@@ -313,6 +381,9 @@ pub struct EncounterView {
     pub prior_location: Option<String>,
     /// Attending clinician.
     pub attending: Option<String>,
+    /// Why the patient came (HL7 PV2-3).
+    #[serde(default)]
+    pub admit_reason: Option<String>,
     /// Diagnoses.
     pub diagnoses: Vec<DiagnosisView>,
 }

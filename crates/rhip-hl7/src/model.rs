@@ -198,9 +198,22 @@ pub struct Patient {
     pub phone: Option<String>,
     /// PID-29, UTC.
     pub deceased_at: Option<NaiveDateTime>,
+    /// PD1-3 patient primary facility (first repetition with content): XON-1 organization
+    /// name and its identifier (XON-10, else XON-3), rendered `name (id)`, or either alone.
+    pub primary_facility: Option<String>,
+    /// PD1-4 primary care provider (first repetition with content): XCN-2/XCN-3 name and
+    /// XCN-1 identifier, rendered `name (id)`, or either alone.
+    pub primary_provider: Option<String>,
+    /// AL1 segments: the person's allergies, whatever the message type.
+    pub allergies: Vec<Allergy>,
+    /// NK1 segments: the person's contacts.
+    pub next_of_kin: Vec<NextOfKin>,
+    /// IN1 segments: the person's insurance.
+    pub insurance: Vec<Insurance>,
 }
 
-/// A visit (PV1, PV2 and the DG1, AL1, NK1, IN1 segments of the message).
+/// A visit (PV1, PV2 and the DG1 segments of the message). AL1, NK1 and IN1 are about the
+/// person, not the visit: they are on [`Patient`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Visit {
     /// PV1-2 mapped by `EncounterType::from_hl7_patient_class` (outpatient when unknown).
@@ -223,12 +236,6 @@ pub struct Visit {
     pub event_time: Option<NaiveDateTime>,
     /// DG1 segments.
     pub diagnoses: Vec<Diagnosis>,
-    /// AL1 segments.
-    pub allergies: Vec<Allergy>,
-    /// NK1 segments.
-    pub next_of_kin: Vec<NextOfKin>,
-    /// IN1 segments.
-    pub insurance: Vec<Insurance>,
     /// PV2-3 admit reason (text, else code).
     pub admit_reason: Option<String>,
 }
@@ -251,8 +258,10 @@ pub struct Diagnosis {
 /// An allergy (AL1).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Allergy {
-    /// AL1-3.1.
+    /// AL1-3.1 (empty when only the text is given).
     pub code: String,
+    /// AL1-3.3 coding system.
+    pub system: Option<String>,
     /// AL1-3.2.
     pub display: Option<String>,
     /// AL1-4 (code, else text).

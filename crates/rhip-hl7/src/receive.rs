@@ -909,6 +909,13 @@ impl<'a, 'm> Reader<'a, 'm> {
         let (address_region, address_line) = self.home_address(pid);
         let phone = self.phone(pid, 13);
         let deceased_at = self.time(pid, 29, "death date/time");
+        let (primary_facility, primary_provider) = match self.first("PD1") {
+            Some(pd1) => (self.primary_facility(pd1), self.primary_provider(pd1)),
+            None => (None, None),
+        };
+        let allergies = self.all("AL1").into_iter().filter_map(|al1| self.allergy(al1)).collect();
+        let next_of_kin = self.all("NK1").into_iter().filter_map(|nk1| self.next_of_kin(nk1)).collect();
+        let insurance = self.all("IN1").into_iter().filter_map(|in1| self.insurance(in1)).collect();
         Patient {
             identifiers,
             citizen_id,
@@ -921,7 +928,41 @@ impl<'a, 'm> Reader<'a, 'm> {
             address_line,
             phone,
             deceased_at,
+            primary_facility,
+            primary_provider,
+            allergies,
+            next_of_kin,
+            insurance,
         }
+    }
+
+    /// PD1-3 (XON): the first repetition with a name or an identifier (XON-10, else XON-3).
+    fn primary_facility(&mut self, pd1: Seg<'a, 'm>) -> Option<String> {
+        for repetition in 1..=pd1.repetitions(3) {
+            let name = self.comp(pd1, 3, repetition, 1);
+            let id = match self.comp(pd1, 3, repetition, 10) {
+                Some(id) => Some(id),
+                None => self.comp(pd1, 3, repetition, 3),
+            };
+            if let Some(rendered) = name_with_id(name, id) {
+                return Some(rendered);
+            }
+        }
+        None
+    }
+
+    /// PD1-4 (XCN): the first repetition with a name (XCN-2 family, XCN-3 given) or an
+    /// identifier (XCN-1).
+    fn primary_provider(&mut self, pd1: Seg<'a, 'm>) -> Option<String> {
+        for repetition in 1..=pd1.repetitions(4) {
+            let id = self.comp(pd1, 4, repetition, 1);
+            let family = self.text(pd1, 4, repetition, 2, 1);
+            let given = self.comp(pd1, 4, repetition, 3);
+            if let Some(rendered) = name_with_id(join_name(family, given), id) {
+                return Some(rendered);
+            }
+        }
+        None
     }
 
     /// PID-7 as the calendar date written (no time zone shift); `None` when less precise
@@ -1066,9 +1107,6 @@ impl<'a, 'm> Reader<'a, 'm> {
             None => None,
         };
         let diagnoses = self.all("DG1").into_iter().filter_map(|dg1| self.diagnosis(dg1)).collect();
-        let allergies = self.all("AL1").into_iter().filter_map(|al1| self.allergy(al1)).collect();
-        let next_of_kin = self.all("NK1").into_iter().filter_map(|nk1| self.next_of_kin(nk1)).collect();
-        let insurance = self.all("IN1").into_iter().filter_map(|in1| self.insurance(in1)).collect();
         let admit_reason = match self.first("PV2") {
             Some(pv2) => {
                 let (code, text, _) = self.coded(pv2, 3, 1);
@@ -1087,9 +1125,6 @@ impl<'a, 'm> Reader<'a, 'm> {
             discharged_at,
             event_time,
             diagnoses,
-            allergies,
-            next_of_kin,
-            insurance,
             admit_reason,
         }
     }
@@ -1112,13 +1147,19 @@ impl<'a, 'm> Reader<'a, 'm> {
     }
 
     fn allergy(&mut self, al1: Seg<'a, 'm>) -> Option<Allergy> {
-        let (code, display, _) = self.coded(al1, 3, 1);
+        let (code, display, system) = self.coded(al1, 3, 1);
         let (severity_code, severity_text, _) = self.coded(al1, 4, 1);
         let reaction = self.field(al1, 5);
         if code.is_none() && display.is_none() {
             return None;
         }
-        Some(Allergy { code: code.unwrap_or_default(), display, severity: severity_code.or(severity_text), reaction })
+        Some(Allergy {
+            code: code.unwrap_or_default(),
+            system,
+            display,
+            severity: severity_code.or(severity_text),
+            reaction,
+        })
     }
 
     fn next_of_kin(&mut self, nk1: Seg<'a, 'm>) -> Option<NextOfKin> {
@@ -1257,6 +1298,11 @@ fn placeholder_patient() -> Patient {
         address_line: None,
         phone: None,
         deceased_at: None,
+        primary_facility: None,
+        primary_provider: None,
+        allergies: Vec::new(),
+        next_of_kin: Vec::new(),
+        insurance: Vec::new(),
     }
 }
 
@@ -1307,6 +1353,15 @@ fn join_name(family: Option<String>, given: Option<String>) -> Option<String> {
         (Some(family), Some(given)) => Some(format!("{family} {given}")),
         (Some(one), None) | (None, Some(one)) => Some(one),
         (None, None) => None,
+    }
+}
+
+/// `"name (id)"`, or whichever of the two is present.
+fn name_with_id(name: Option<String>, id: Option<String>) -> Option<String> {
+    match (name, id) {
+        (Some(name), Some(id)) if name != id => Some(format!("{name} ({id})")),
+        (Some(name), _) => Some(name),
+        (None, id) => id,
     }
 }
 

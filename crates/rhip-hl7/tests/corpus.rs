@@ -232,7 +232,7 @@ fn corpus_details() {
     assert_eq!(visit.department.as_deref(), Some("NUR"));
     assert_eq!(visit.attending.as_deref(), Some("FARP YONAN"));
     assert_eq!(visit.location.as_deref(), Some("MBN1/MBN1/06"));
-    assert!(!visit.insurance.is_empty());
+    assert!(!event.patient().insurance.is_empty());
 
     let Some(missing_type) = corpus_file("cdc/elr_v251_missing_msh9.hl7") else { return };
     let Received::Rejected { reason, header } = &missing_type[0] else { panic!("{:?}", missing_type[0]) };

@@ -104,18 +104,18 @@ fn check_admit(event: &Event, header: &Header, z: &[String]) {
     );
     assert_eq!(visit.diagnoses[0].display.as_deref(), Some("特发性（原发性）高血压"));
     assert_eq!(visit.diagnoses[1].diagnosed_at, Some(at(2025, 11, 20, 0, 15, 0)));
-    assert_eq!(visit.allergies.len(), 1);
-    assert_eq!(visit.allergies[0].display.as_deref(), Some("青霉素"));
-    assert_eq!(visit.allergies[0].severity.as_deref(), Some("SV"));
-    assert_eq!(visit.allergies[0].reaction.as_deref(), Some("皮疹"));
-    assert_eq!(visit.next_of_kin.len(), 1);
-    assert_eq!(visit.next_of_kin[0].name, "李娜");
-    assert_eq!(visit.next_of_kin[0].relationship.as_deref(), Some("SPO"));
-    assert_eq!(visit.next_of_kin[0].phone.as_deref(), Some("13900000000"));
-    assert_eq!(visit.insurance.len(), 1);
-    assert_eq!(visit.insurance[0].plan.as_deref(), Some("310"));
-    assert_eq!(visit.insurance[0].company.as_deref(), Some("杭州市医疗保障局"));
-    assert_eq!(visit.insurance[0].member_id.as_deref(), Some("YB330106123"));
+    assert_eq!(patient.allergies.len(), 1);
+    assert_eq!(patient.allergies[0].display.as_deref(), Some("青霉素"));
+    assert_eq!(patient.allergies[0].severity.as_deref(), Some("SV"));
+    assert_eq!(patient.allergies[0].reaction.as_deref(), Some("皮疹"));
+    assert_eq!(patient.next_of_kin.len(), 1);
+    assert_eq!(patient.next_of_kin[0].name, "李娜");
+    assert_eq!(patient.next_of_kin[0].relationship.as_deref(), Some("SPO"));
+    assert_eq!(patient.next_of_kin[0].phone.as_deref(), Some("13900000000"));
+    assert_eq!(patient.insurance.len(), 1);
+    assert_eq!(patient.insurance[0].plan.as_deref(), Some("310"));
+    assert_eq!(patient.insurance[0].company.as_deref(), Some("杭州市医疗保障局"));
+    assert_eq!(patient.insurance[0].member_id.as_deref(), Some("YB330106123"));
 }
 
 fn check_transfer(event: &Event, _: &Header, _: &[String]) {
@@ -793,4 +793,65 @@ fn public_types_serialize() {
     serializable::<rhip_hl7::Problem>();
     serializable::<rhip_hl7::AckCode>();
     serializable::<rhip_hl7::ErrorCode>();
+}
+
+/// PD1-3 (XON) and PD1-4 (XCN) become the patient's primary facility and provider: name
+/// with identifier, either alone, the first repetition with content; no PD1, nothing.
+#[test]
+fn primary_care_from_pd1() {
+    let primary = |pd1: &str| {
+        let message = admit().insert_before("PV1", pd1);
+        match receive(&message.bytes(), today()) {
+            Received::Accepted { event, .. } => {
+                let patient = event.patient().clone();
+                (patient.primary_facility, patient.primary_provider)
+            }
+            other => panic!("{pd1}: {other:#?}"),
+        }
+    };
+    let s = |text: &str| Some(text.to_owned());
+    assert_eq!(
+        primary("PD1|||西湖区社区卫生服务中心^^^^^^^^^H330106002|G001^赵^敏^^^医师"),
+        (s("西湖区社区卫生服务中心 (H330106002)"), s("赵敏 (G001)"))
+    );
+    // XON-3 (older versions) when XON-10 is empty; a provider with only an ID.
+    assert_eq!(primary("PD1|||某社区医院^^H330106003|G002"), (s("某社区医院 (H330106003)"), s("G002")));
+    // The first repetition with content; escapes decoded.
+    assert_eq!(primary("PD1|||~卫生院\\T\\诊所|^钱^程"), (s("卫生院&诊所"), s("钱程")));
+    assert_eq!(primary("PD1|||||"), (None, None));
+    let without = receive(&admit().bytes(), today());
+    let Received::Accepted { event, .. } = &without else { panic!("{without:#?}") };
+    assert_eq!(
+        (event.patient().primary_facility.as_deref(), event.patient().primary_provider.as_deref()),
+        (None, None)
+    );
+}
+
+/// AL1, NK1 and IN1 are the person's: read on messages without a visit (A28, A31) too,
+/// with the allergen's coding system.
+#[test]
+fn person_segments_without_a_visit() {
+    for message in [person_update(), person_update().without("PV1").typed("ADT^A28^ADT_A05")] {
+        let message = message
+            .with("PD1|||社区中心^^^^^^^^^H330106002")
+            .with("NK1|1|李^娜|SPO^配偶^HL70063||13900000000")
+            .with("NK1|2|张^强|FTH^父亲")
+            .with("AL1|1|DA|70618^青霉素^RXNORM|SV|皮疹")
+            .with("AL1|2|FA|^花生|MI")
+            .with("IN1|1|310^城镇职工基本医疗保险|330100|杭州市医疗保障局")
+            .set("IN1", 36, "YB330106123");
+        let received = receive(&message.bytes(), today());
+        let Received::Accepted { event, .. } = &received else { panic!("{received:#?}") };
+        assert!(event.visit().is_none());
+        let patient = event.patient();
+        assert_eq!(patient.primary_facility.as_deref(), Some("社区中心 (H330106002)"));
+        assert_eq!(patient.next_of_kin.len(), 2);
+        assert_eq!(patient.next_of_kin[1].name, "张强");
+        assert_eq!(patient.next_of_kin[1].relationship.as_deref(), Some("FTH"));
+        assert_eq!(patient.next_of_kin[1].phone, None);
+        assert_eq!(patient.allergies.len(), 2);
+        assert_eq!(patient.allergies[0].system.as_deref(), Some("RXNORM"));
+        assert_eq!((patient.allergies[1].code.as_str(), patient.allergies[1].display.as_deref()), ("", Some("花生")));
+        assert_eq!(patient.insurance[0].member_id.as_deref(), Some("YB330106123"));
+    }
 }

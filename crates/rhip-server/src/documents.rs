@@ -318,6 +318,7 @@ fn encounter_of(
         location: encounter.facility_name.clone(),
         prior_location: None,
         attending: None,
+        admit_reason: None,
     })?;
     tx.insert_ehr_entry(&NewEhrEntry {
         person_id: person.to_string(),

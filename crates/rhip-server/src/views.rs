@@ -2,12 +2,12 @@
 //! leaves the node (a citizen ID is masked unless residents read their own).
 
 use rhip_api_types::{
-    AuditEntryView, DiagnosisView, DocumentView, EhrEntryView, EncounterView, FacilityView, IdentifierView, MergeView,
-    ObservationView, PersonView,
+    AllergyView, AuditEntryView, ContactView, CoverageView, DiagnosisView, DocumentView, EhrEntryView, EncounterView,
+    FacilityView, IdentifierView, MergeView, ObservationView, PersonView, PrimaryCareView,
 };
 use rhip_store::{
-    AuditRecord, DiagnosisRecord, DocumentIndexRecord, EhrEntryRecord, EncounterRecord, FacilityRecord, MergeRecord,
-    ObservationRecord, PersonRecord,
+    AllergyRecord, AuditRecord, ContactRecord, CoverageRecord, DiagnosisRecord, DocumentIndexRecord, EhrEntryRecord,
+    EncounterRecord, FacilityRecord, MergeRecord, ObservationRecord, PersonRecord,
 };
 
 /// Whether a person view shows the full citizen ID.
@@ -19,12 +19,41 @@ pub enum IdNumber {
     Full,
 }
 
+/// What is shown with a person beyond the demographics: their contacts and
+/// insurance, read under the same scope as the person (rows of other persons
+/// are ignored, so one read can serve a page of persons).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PersonDetails<'a> {
+    /// Contacts (any persons').
+    pub contacts: &'a [ContactRecord],
+    /// Insurance (any persons').
+    pub coverages: &'a [CoverageRecord],
+}
+
 /// A person as the API shows it.
-pub fn person(record: PersonRecord, id_number: IdNumber) -> PersonView {
+pub fn person(record: PersonRecord, details: PersonDetails<'_>, id_number: IdNumber) -> PersonView {
     let shown = record.id_number.map(|value| match id_number {
         IdNumber::Full => value,
         IdNumber::Masked => mask(&value),
     });
+    let primary_care = (record.primary_facility.is_some() || record.primary_provider.is_some())
+        .then_some(PrimaryCareView { facility: record.primary_facility, provider: record.primary_provider });
+    let contacts = details
+        .contacts
+        .iter()
+        .filter(|c| c.person_id == record.id)
+        .map(|c| ContactView { name: c.name.clone(), relationship: non_empty(&c.relationship), phone: c.phone.clone() })
+        .collect();
+    let coverages = details
+        .coverages
+        .iter()
+        .filter(|c| c.person_id == record.id)
+        .map(|c| CoverageView {
+            plan: non_empty(&c.plan),
+            company: c.company.clone(),
+            member_id: non_empty(&c.member_id),
+        })
+        .collect();
     PersonView {
         empi_id: record.id,
         home_region: record.home_region,
@@ -42,6 +71,28 @@ pub fn person(record: PersonRecord, id_number: IdNumber) -> PersonView {
             .into_iter()
             .map(|i| IdentifierView { system: i.system, value: i.value, r#type: i.type_code })
             .collect(),
+        primary_care,
+        contacts,
+        coverages,
+    }
+}
+
+/// Key columns store an absent value as `''`; the API shows it as absent.
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// An allergy as the API shows it.
+pub fn allergy(record: AllergyRecord) -> AllergyView {
+    AllergyView {
+        id: record.id,
+        code: record.code,
+        system: record.code_system,
+        display: record.display,
+        severity: record.severity,
+        reaction: record.reaction,
+        facility: record.facility_code,
+        recorded_at: record.recorded_at,
     }
 }
 
@@ -145,6 +196,7 @@ pub fn encounter(record: EncounterRecord, diagnoses: &[DiagnosisRecord]) -> Enco
         location: record.location,
         prior_location: record.prior_location,
         attending: record.attending,
+        admit_reason: record.admit_reason,
         diagnoses: own,
     }
 }

@@ -5,7 +5,7 @@
 //! [`Store::write`] or [`Store::read`], which hand a [`Tx`] to a closure and
 //! commit only if it returns `Ok`: a change, its change-log row and its audit
 //! entry land together or not at all. Repositories are `impl Tx` blocks, one
-//! module per concern (persons, facilities, records, audit, changes).
+//! module per concern (persons, details, facilities, records, audit, changes).
 //!
 //! Architecture invariant: nothing outside this crate builds SQL, and nothing
 //! in this crate knows HTTP or JSON shapes of the API.
@@ -14,6 +14,7 @@ mod audit;
 mod changes;
 mod checkpoint;
 mod conn;
+mod details;
 mod documents;
 mod error;
 mod facilities;
@@ -31,6 +32,9 @@ mod stats;
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
+pub use details::{
+    AllergyRecord, ContactRecord, CoverageRecord, NewAllergy, NewContact, NewCoverage, PrimaryCare, Upserted,
+};
 pub use diesel::result::Error as DieselError;
 pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use error::StoreError;

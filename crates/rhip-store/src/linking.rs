@@ -88,7 +88,10 @@ impl Tx<'_> {
     /// writer: in a savepoint on PostgreSQL; directly on SQLite, where this
     /// transaction already holds the database's only write lock and a refused
     /// statement is undone on its own.
-    fn guarded<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn guarded<T>(
+        &mut self,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match self.conn {
             crate::DbConn::Pg(_) => self.savepoint(work),
             crate::DbConn::Sqlite(_) => work(self),
@@ -431,7 +434,7 @@ impl Tx<'_> {
             .load(self.conn)?)
     }
 
-    fn person_record(&mut self, person_id: &str) -> Result<PersonRecord, StoreError> {
+    pub(crate) fn person_record(&mut self, person_id: &str) -> Result<PersonRecord, StoreError> {
         match self.get_person(&crate::Scope::Node, person_id)? {
             crate::Access::Granted(record) => Ok(record),
             _ => Err(StoreError::NotFound(format!("person {person_id}"))),

@@ -1,13 +1,15 @@
 //! Person merges (ADT^A40) and their undoing.
 //!
 //! A merge moves everything of the merged person (identifiers, encounters,
-//! diagnoses, results, documents, EHR entries, submissions) to the survivor,
+//! diagnoses, results, documents, EHR entries, submissions, and the allergies,
+//! contacts and insurance the survivor does not already have under the same
+//! key: those stay with the merged person) to the survivor,
 //! marks the merged person `merged` with a pointer to the survivor, and keeps
 //! the list of what moved so `unmerge` can move exactly that back.
 
 use crate::schema::{
-    diagnoses, documents, ehr_entries, encounters, observations, person_identifiers, person_merges, persons,
-    submissions,
+    allergies, diagnoses, documents, ehr_entries, encounters, observations, person_contacts, person_coverages,
+    person_identifiers, person_merges, persons, submissions,
 };
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -31,6 +33,15 @@ pub struct Moved {
     pub ehr_entries: Vec<String>,
     /// Submission ids.
     pub submissions: Vec<String>,
+    /// Allergy ids.
+    #[serde(default)]
+    pub allergies: Vec<String>,
+    /// Contact ids.
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    /// Insurance ids.
+    #[serde(default)]
+    pub coverages: Vec<String>,
 }
 
 /// A recorded merge.
@@ -61,6 +72,24 @@ pub struct MergeRecord {
 macro_rules! move_rows {
     ($conn:expr, $table:ident, $from:expr, $to:expr) => {{
         let ids: Vec<String> = $table::table.filter($table::person_id.eq($from)).select($table::id).load($conn)?;
+        if !ids.is_empty() {
+            diesel::update($table::table.filter($table::id.eq_any(&ids)))
+                .set($table::person_id.eq($to))
+                .execute($conn)?;
+        }
+        ids
+    }};
+}
+
+/// Moves the rows of `$from` whose unique key (`$key`, a tuple of columns)
+/// `$to` does not already have; returns their ids.
+macro_rules! move_unless_known {
+    ($conn:expr, $table:ident, $key:expr, $key_type:ty, $from:expr, $to:expr) => {{
+        let known: std::collections::HashSet<$key_type> =
+            $table::table.filter($table::person_id.eq($to)).select($key).load($conn)?.into_iter().collect();
+        let rows: Vec<(String, $key_type)> =
+            $table::table.filter($table::person_id.eq($from)).select(($table::id, $key)).load($conn)?;
+        let ids: Vec<String> = rows.into_iter().filter(|(_, key)| !known.contains(key)).map(|(id, _)| id).collect();
         if !ids.is_empty() {
             diesel::update($table::table.filter($table::id.eq_any(&ids)))
                 .set($table::person_id.eq($to))
@@ -129,6 +158,23 @@ impl Tx<'_> {
                 }
                 ids
             },
+            allergies: move_unless_known!(self.conn, allergies, allergies::code, String, merged_id, survivor_id),
+            contacts: move_unless_known!(
+                self.conn,
+                person_contacts,
+                (person_contacts::name, person_contacts::relationship),
+                (String, String),
+                merged_id,
+                survivor_id
+            ),
+            coverages: move_unless_known!(
+                self.conn,
+                person_coverages,
+                (person_coverages::plan, person_coverages::member_id),
+                (String, String),
+                merged_id,
+                survivor_id
+            ),
         };
         let hlc = self.tick().encode();
         diesel::update(persons::table.find(merged_id))
@@ -185,6 +231,9 @@ impl Tx<'_> {
         move_back!(self.conn, diagnoses, &moved.diagnoses, back);
         move_back!(self.conn, observations, &moved.observations, back);
         move_back!(self.conn, ehr_entries, &moved.ehr_entries, back);
+        move_back!(self.conn, allergies, &moved.allergies, back);
+        move_back!(self.conn, person_contacts, &moved.contacts, back);
+        move_back!(self.conn, person_coverages, &moved.coverages, back);
         if !moved.documents.is_empty() {
             diesel::update(documents::table.filter(documents::id.eq_any(&moved.documents)))
                 .set(documents::person_id.eq(back))

@@ -46,6 +46,8 @@ pub(crate) struct PersonRow {
     pub(crate) hlc: String,
     pub(crate) created_at: NaiveDateTime,
     pub(crate) updated_at: NaiveDateTime,
+    pub(crate) primary_facility: Option<String>,
+    pub(crate) primary_provider: Option<String>,
 }
 
 /// A stored person with their identifiers.
@@ -91,6 +93,10 @@ pub struct PersonRecord {
     pub created_at: NaiveDateTime,
     /// Last changed.
     pub updated_at: NaiveDateTime,
+    /// Primary care facility (HL7 PD1-3), `name (id)`.
+    pub primary_facility: Option<String>,
+    /// Primary care provider (HL7 PD1-4), `name (id)`.
+    pub primary_provider: Option<String>,
     /// Cross-referenced local identifiers.
     pub identifiers: Vec<Identifier>,
 }
@@ -118,6 +124,8 @@ impl PersonRecord {
             hlc: row.hlc,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            primary_facility: row.primary_facility,
+            primary_provider: row.primary_provider,
             identifiers,
         }
     }
@@ -179,6 +187,8 @@ impl Tx<'_> {
             hlc: hlc.clone(),
             created_at: now,
             updated_at: now,
+            primary_facility: None,
+            primary_provider: None,
         };
         diesel::insert_into(persons::table).values(&row).execute(self.conn).map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!(

@@ -33,6 +33,8 @@ pub struct NewEncounter {
     pub prior_location: Option<String>,
     /// Attending clinician.
     pub attending: Option<String>,
+    /// Why the patient came (HL7 PV2-3).
+    pub admit_reason: Option<String>,
 }
 
 /// A stored encounter.
@@ -73,6 +75,8 @@ pub struct EncounterRecord {
     pub created_at: NaiveDateTime,
     /// Last changed.
     pub updated_at: NaiveDateTime,
+    /// Why the patient came (HL7 PV2-3).
+    pub admit_reason: Option<String>,
 }
 
 /// An EHR index entry to store.
@@ -145,6 +149,7 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             created_at: now,
             updated_at: now,
+            admit_reason: new.admit_reason.clone(),
         };
         diesel::insert_into(encounters::table).values(&record).execute(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
@@ -234,6 +239,8 @@ pub struct EncounterChanges {
     pub prior_location: Option<String>,
     /// Attending clinician if sent.
     pub attending: Option<String>,
+    /// Admit reason if sent.
+    pub admit_reason: Option<String>,
 }
 
 /// A diagnosis of an encounter.
@@ -385,6 +392,7 @@ impl Tx<'_> {
             location: changes.location.clone().or(current.location),
             prior_location: changes.prior_location.clone().or(current.prior_location),
             attending: changes.attending.clone().or(current.attending),
+            admit_reason: changes.admit_reason.clone().or(current.admit_reason),
             hlc: self.tick().encode(),
             updated_at: crate::now(),
             ..current
@@ -399,6 +407,7 @@ impl Tx<'_> {
                 encounters::location.eq(&record.location),
                 encounters::prior_location.eq(&record.prior_location),
                 encounters::attending.eq(&record.attending),
+                encounters::admit_reason.eq(&record.admit_reason),
                 encounters::hlc.eq(&record.hlc),
                 encounters::updated_at.eq(record.updated_at),
             ))

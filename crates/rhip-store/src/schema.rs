@@ -61,6 +61,8 @@ diesel::table! {
         hlc -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        primary_facility -> Nullable<Text>,
+        primary_provider -> Nullable<Text>,
     }
 }
 
@@ -95,6 +97,7 @@ diesel::table! {
         hlc -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        admit_reason -> Nullable<Text>,
     }
 }
 
@@ -310,7 +313,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A person's allergies (HL7 AL1), one row per allergen code.
+    allergies (id) {
+        id -> Text,
+        person_id -> Text,
+        code -> Text,
+        code_system -> Nullable<Text>,
+        display -> Nullable<Text>,
+        severity -> Nullable<Text>,
+        reaction -> Nullable<Text>,
+        facility_code -> Text,
+        submission_id -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// A person's contacts (HL7 NK1); `relationship` is '' when not sent.
+    person_contacts (id) {
+        id -> Text,
+        person_id -> Text,
+        name -> Text,
+        relationship -> Text,
+        phone -> Nullable<Text>,
+        facility_code -> Text,
+        submission_id -> Nullable<Text>,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// A person's insurance (HL7 IN1); `plan` and `member_id` are '' when not sent.
+    person_coverages (id) {
+        id -> Text,
+        person_id -> Text,
+        plan -> Text,
+        company -> Nullable<Text>,
+        member_id -> Text,
+        facility_code -> Text,
+        submission_id -> Nullable<Text>,
+        hlc -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(person_identifiers -> persons (person_id));
+diesel::joinable!(allergies -> persons (person_id));
+diesel::joinable!(person_contacts -> persons (person_id));
+diesel::joinable!(person_coverages -> persons (person_id));
 diesel::joinable!(encounters -> persons (person_id));
 diesel::joinable!(diagnoses -> encounters (encounter_id));
 diesel::joinable!(medications -> persons (person_id));
@@ -335,4 +392,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     review_queue,
     person_merges,
     medications,
+    allergies,
+    person_contacts,
+    person_coverages,
 );

@@ -2,15 +2,18 @@
 //!
 //! The person is linked first (citizen ID, then local identifier, then the
 //! deterministic demographic rule); then the event's clinical content is
-//! written: encounters by facility + visit number, diagnoses, results,
-//! immunizations, and an EHR index entry for each encounter and report.
+//! written: the person's primary care (PD1), allergies (AL1), contacts (NK1)
+//! and insurance (IN1) from any event that carries them, encounters by
+//! facility + visit number with their admit reason (PV2-3), diagnoses,
+//! results, immunizations, and an EHR index entry for each encounter and
+//! report. A message without PD1, AL1, NK1 or IN1 costs no statement for them.
 
 use chrono::NaiveDateTime;
 use rhip_core::{EhrEntryKind, EncounterType, Identifier, PersonDemographics, Sex};
 use rhip_hl7::{Cx, ErrorCode, Event, Header, Location, Patient, Problem, Visit};
 use rhip_store::{
-    DemographicsChange, EncounterChanges, EncounterRecord, NewDiagnosis, NewEhrEntry, NewEncounter, NewObservation,
-    StoreError, Tx,
+    DemographicsChange, EncounterChanges, EncounterRecord, NewAllergy, NewContact, NewCoverage, NewDiagnosis,
+    NewEhrEntry, NewEncounter, NewObservation, PrimaryCare, StoreError, Tx,
 };
 
 /// Why an event could not be applied.
@@ -57,6 +60,7 @@ pub fn apply(
     let at = |visit: Option<&Visit>| {
         visit.and_then(|v| v.event_time).or(header.message_time).unwrap_or_else(|| chrono::Utc::now().naive_utc())
     };
+    person_details(tx, &person, patient, change, facility, submission_id, at(event.visit()))?;
     match event {
         Event::AddPerson { .. } | Event::UpdatePerson { .. } => {}
         Event::Merge { prior, .. } => merge(tx, &person, prior, facility, submission_id)?,
@@ -197,6 +201,60 @@ pub fn apply(
     Ok(Some(person))
 }
 
+/// Stores what the message says about the person beyond the demographics:
+/// primary care (PD1, filling gaps or replacing like the demographics),
+/// allergies, contacts and insurance (each updated in place when already
+/// known). Nothing is read or written for segments the message lacks.
+fn person_details(
+    tx: &mut Tx<'_>,
+    person: &str,
+    patient: &Patient,
+    change: DemographicsChange,
+    facility: &str,
+    submission_id: &str,
+    recorded_at: NaiveDateTime,
+) -> Result<(), ApplyError> {
+    if patient.primary_facility.is_some() || patient.primary_provider.is_some() {
+        let care =
+            PrimaryCare { facility: patient.primary_facility.clone(), provider: patient.primary_provider.clone() };
+        tx.set_primary_care(person, &care, change)?;
+    }
+    for allergy in &patient.allergies {
+        tx.upsert_allergy(&NewAllergy {
+            person_id: person.to_string(),
+            code: allergy.code.clone(),
+            code_system: allergy.system.clone(),
+            display: allergy.display.clone(),
+            severity: allergy.severity.clone(),
+            reaction: allergy.reaction.clone(),
+            facility_code: facility.to_string(),
+            submission_id: Some(submission_id.to_string()),
+            recorded_at,
+        })?;
+    }
+    for contact in &patient.next_of_kin {
+        tx.upsert_contact(&NewContact {
+            person_id: person.to_string(),
+            name: contact.name.clone(),
+            relationship: contact.relationship.clone(),
+            phone: contact.phone.clone(),
+            facility_code: facility.to_string(),
+            submission_id: Some(submission_id.to_string()),
+        })?;
+    }
+    for insurance in &patient.insurance {
+        tx.upsert_coverage(&NewCoverage {
+            person_id: person.to_string(),
+            plan: insurance.plan.clone(),
+            company: insurance.company.clone(),
+            member_id: insurance.member_id.clone(),
+            facility_code: facility.to_string(),
+            submission_id: Some(submission_id.to_string()),
+        })?;
+    }
+    Ok(())
+}
+
 /// A stable key for "this patient at this facility", for ordering locks.
 fn patient_key(patient: &Patient) -> String {
     if let Some(id) = &patient.citizen_id {
@@ -235,6 +293,7 @@ fn visit_changes(visit: &Visit) -> EncounterChanges {
         location: visit.location.clone(),
         prior_location: visit.prior_location.clone(),
         attending: visit.attending.clone(),
+        admit_reason: visit.admit_reason.clone(),
         ..EncounterChanges::default()
     }
 }
@@ -269,6 +328,7 @@ fn visit_event(
                 location: changes.location.clone(),
                 prior_location: changes.prior_location.clone(),
                 attending: changes.attending.clone(),
+                admit_reason: changes.admit_reason.clone(),
             };
             let encounter = tx.insert_encounter(&new)?;
             if index_in_ehr {

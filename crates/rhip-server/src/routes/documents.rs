@@ -246,14 +246,15 @@ pub async fn summary(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (node, name) = (state.region, state.name.clone());
-    let (_, xml) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "summary", move |tx, id| {
-        let person = match tx.get_person(&rhip_store::Scope::Node, id)? {
-            Access::Granted(person) => person,
-            _ => return Err(rhip_store::StoreError::NotFound(format!("person {id}"))),
-        };
-        documents::summary_xml(tx, &person, node, &name)
-    })
-    .await?;
+    let (_, xml) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "summary", move |tx, _, id| {
+            let person = match tx.get_person(&rhip_store::Scope::Node, id)? {
+                Access::Granted(person) => person,
+                _ => return Err(rhip_store::StoreError::NotFound(format!("person {id}"))),
+            };
+            documents::summary_xml(tx, &person, node, &name)
+        })
+        .await?;
     Ok(HttpResponse::Ok().content_type(XML).body(xml))
 }
 
@@ -275,14 +276,15 @@ pub async fn encounter_document(
     let lookup = id.clone();
     let person = in_transaction(&state, move |tx| Ok(Ok(tx.encounter_by_id(&lookup)?.map(|e| e.person_id)))).await?;
     let Some(person) = person else { return Err(ApiError::NotFound(format!("no encounter {id}"))) };
-    let (_, xml) = read_person(&state, principal, person, Permission::ReadEhr, "encounter_document", move |tx, _| {
-        let encounter = tx.encounter_by_id(&id)?.ok_or_else(|| rhip_store::StoreError::NotFound(id.clone()))?;
-        let person = match tx.get_person(&rhip_store::Scope::Node, &encounter.person_id)? {
-            Access::Granted(person) => person,
-            _ => return Err(rhip_store::StoreError::NotFound(format!("person {}", encounter.person_id))),
-        };
-        documents::encounter_xml(tx, &person, &encounter)
-    })
-    .await?;
+    let (_, xml) =
+        read_person(&state, principal, person, Permission::ReadEhr, "encounter_document", move |tx, _, _| {
+            let encounter = tx.encounter_by_id(&id)?.ok_or_else(|| rhip_store::StoreError::NotFound(id.clone()))?;
+            let person = match tx.get_person(&rhip_store::Scope::Node, &encounter.person_id)? {
+                Access::Granted(person) => person,
+                _ => return Err(rhip_store::StoreError::NotFound(format!("person {}", encounter.person_id))),
+            };
+            documents::encounter_xml(tx, &person, &encounter)
+        })
+        .await?;
     Ok(HttpResponse::Ok().content_type(XML).body(xml))
 }

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::routes::persons::read_person;
 use crate::state::AppState;
-use crate::views::{self, IdNumber};
+use crate::views::{self, IdNumber, PersonDetails};
 use actix_web::{web, HttpResponse};
 use rhip_api_types::ItemList;
 use rhip_auth::Permission;
@@ -22,8 +22,14 @@ fn own_id(principal: &Principal) -> Result<String, ApiError> {
     security(("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
-    let (person, ()) = read_person(&state, principal, id, Permission::ReadOwnRecord, "person", |_, _| Ok(())).await?;
-    Ok(HttpResponse::Ok().json(views::person(person, IdNumber::Full)))
+    let (person, (contacts, coverages)) =
+        read_person(&state, principal, id, Permission::ReadOwnRecord, "person", |tx, scope, id| {
+            let ids = [id.to_string()];
+            Ok((tx.contacts_of(scope, &ids)?, tx.coverages_of(scope, &ids)?))
+        })
+        .await?;
+    let details = PersonDetails { contacts: &contacts, coverages: &coverages };
+    Ok(HttpResponse::Ok().json(views::person(person, details, IdNumber::Full)))
 }
 
 /// The resident's own EHR index, newest first.
@@ -33,7 +39,7 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<Http
 pub async fn ehr(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
     let (_, entries) =
-        read_person(&state, principal, id, Permission::ReadOwnRecord, "ehr", |tx, id| tx.ehr_entries_for(id, 1000))
+        read_person(&state, principal, id, Permission::ReadOwnRecord, "ehr", |tx, _, id| tx.ehr_entries_for(id, 1000))
             .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::ehr_entry).collect(), next: None }))
 }
@@ -44,9 +50,10 @@ pub async fn ehr(state: web::Data<AppState>, principal: Principal) -> Result<Htt
     security(("bearer" = [])))]
 pub async fn documents(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let id = own_id(&principal)?;
-    let (_, documents) =
-        read_person(&state, principal, id, Permission::ReadOwnRecord, "documents", |tx, id| tx.documents_for(id, 1000))
-            .await?;
+    let (_, documents) = read_person(&state, principal, id, Permission::ReadOwnRecord, "documents", |tx, _, id| {
+        tx.documents_for(id, 1000)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))
 }
 

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/persons/{empi_id}/encounters", web::get().to(persons::encounters))
                 .route("/persons/{empi_id}/observations", web::get().to(persons::observations))
                 .route("/persons/{empi_id}/merges", web::get().to(persons::merges))
+                .route("/persons/{empi_id}/allergies", web::get().to(persons::allergies))
                 .route("/facilities", web::get().to(facilities::list))
                 .route("/facilities", web::post().to(facilities::create))
                 .route("/audit", web::get().to(audit::query))

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::health::healthz, super::health::readyz, super::health::metrics,
         super::persons::search, super::persons::get, super::persons::ehr, super::persons::documents,
-        super::persons::encounters, super::persons::observations, super::persons::merges,
+        super::persons::encounters, super::persons::observations, super::persons::merges, super::persons::allergies,
         super::facilities::list, super::facilities::create,
         super::audit::query,
         super::hl7v2::submit, super::submissions::list, super::submissions::review_queue, super::stats::summary,
@@ -25,7 +25,8 @@ use utoipa::{Modify, OpenApi};
         rhip_api_types::AuditEntryView, rhip_api_types::Problem, rhip_api_types::FieldProblem,
         rhip_api_types::SubmissionView, rhip_api_types::StatsSummary, rhip_api_types::EncounterView,
         rhip_api_types::DiagnosisView, rhip_api_types::ObservationView, rhip_api_types::MergeView,
-        rhip_api_types::ReviewItemView,
+        rhip_api_types::ReviewItemView, rhip_api_types::AllergyView, rhip_api_types::ContactView,
+        rhip_api_types::CoverageView, rhip_api_types::PrimaryCareView,
     )),
     modifiers(&BearerAuth),
 )]

@@ -4,12 +4,12 @@ use crate::blocking::in_transaction;
 use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::state::AppState;
-use crate::views::{self, IdNumber};
+use crate::views::{self, IdNumber, PersonDetails};
 use actix_web::{web, HttpResponse};
 use rhip_api_types::{FieldProblem, ItemList};
 use rhip_auth::Permission;
 use rhip_core::{CitizenId, Identifier, RegionCode};
-use rhip_store::{Access, PersonQuery, PersonRecord, Tx};
+use rhip_store::{Access, PersonQuery, PersonRecord, Scope, Tx};
 use serde::Deserialize;
 
 /// Query parameters of the person search.
@@ -109,8 +109,10 @@ pub async fn search(
         }
     }
     let limit = query.limit;
-    let found = in_transaction(&state, move |tx| {
+    let (found, contacts, coverages) = in_transaction(&state, move |tx| {
         let persons = tx.find_persons(&scope, &query)?;
+        let ids: Vec<String> = persons.iter().map(|p| p.id.clone()).collect();
+        let (contacts, coverages) = (tx.contacts_of(&scope, &ids)?, tx.coverages_of(&scope, &ids)?);
         for person in &persons {
             let mut entry = principal.audit("search", "person", "success");
             entry.resource_id = Some(person.id.clone());
@@ -122,12 +124,13 @@ pub async fn search(
             entry.detail = Some("no match".into());
             tx.append_audit(&entry)?;
         }
-        Ok(Ok(persons))
+        Ok(Ok((persons, contacts, coverages)))
     })
     .await?;
     state.metrics.audit_entries.inc_by(found.len().max(1) as u64);
     let next = (found.len() as i64 == limit).then(|| found.last().map(|p| p.id.clone())).flatten();
-    let items = found.into_iter().map(|p| views::person(p, IdNumber::Masked)).collect();
+    let details = PersonDetails { contacts: &contacts, coverages: &coverages };
+    let items = found.into_iter().map(|p| views::person(p, details, IdNumber::Masked)).collect();
     Ok(HttpResponse::Ok().json(ItemList { items, next }))
 }
 
@@ -142,9 +145,14 @@ pub async fn get(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let person =
-        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "person", |_, _| Ok(())).await?;
-    Ok(HttpResponse::Ok().json(views::person(person.0, IdNumber::Masked)))
+    let (person, (contacts, coverages)) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "person", |tx, scope, id| {
+            let ids = [id.to_string()];
+            Ok((tx.contacts_of(scope, &ids)?, tx.coverages_of(scope, &ids)?))
+        })
+        .await?;
+    let details = PersonDetails { contacts: &contacts, coverages: &coverages };
+    Ok(HttpResponse::Ok().json(views::person(person, details, IdNumber::Masked)))
 }
 
 /// A person's EHR index, newest first.
@@ -158,7 +166,7 @@ pub async fn ehr(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, entries) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "ehr", |tx, id| {
+    let (_, entries) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "ehr", |tx, _, id| {
         tx.ehr_entries_for(id, 1000)
     })
     .await?;
@@ -209,15 +217,34 @@ pub async fn documents(
         return Err(ApiError::fields(errors));
     }
     let (_, documents) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", move |tx, id| {
+        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", move |tx, _, id| {
             tx.find_documents(id, &query)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))
 }
 
-/// Reads one person and something of theirs under the caller's scope, and
-/// audits the outcome (success, denied or not found) in the same transaction.
+/// A person's allergies, by allergen code.
+#[utoipa::path(get, path = "/api/v1/persons/{empi_id}/allergies", tag = "persons",
+    params(("empi_id" = String, Path, description = "EMPI id")),
+    responses((status = 200, body = ItemList<rhip_api_types::AllergyView>), (status = 403, body = rhip_api_types::Problem),
+              (status = 404, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn allergies(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, allergies) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "allergies", |tx, scope, id| {
+            tx.allergies_of(scope, id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ItemList { items: allergies.into_iter().map(views::allergy).collect(), next: None }))
+}
+
+/// Reads one person and something of theirs under the caller's scope (which
+/// `then` gets, to read under it too), and audits the outcome (success, denied or not found) in the same transaction.
 pub(crate) async fn read_person<T, F>(
     state: &AppState,
     principal: Principal,
@@ -228,7 +255,7 @@ pub(crate) async fn read_person<T, F>(
 ) -> Result<(PersonRecord, T), ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Tx<'_>, &str) -> Result<T, rhip_store::StoreError> + Send + 'static,
+    F: FnOnce(&mut Tx<'_>, &Scope, &str) -> Result<T, rhip_store::StoreError> + Send + 'static,
 {
     if let Err(denied) = principal.require(permission) {
         return Err(deny_now(state, &principal, resource_type, Some(empi_id), &denied.to_string()).await);
@@ -246,7 +273,7 @@ where
         entry.resource_id = Some(empi_id.clone());
         match tx.get_person(&scope, &empi_id)? {
             Access::Granted(person) => {
-                let extra = then(tx, &person.id)?;
+                let extra = then(tx, &scope, &person.id)?;
                 entry.person_id = Some(person.id.clone());
                 tx.append_audit(&entry)?;
                 Ok(Ok((person, extra)))
@@ -302,7 +329,7 @@ pub async fn encounters(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, (encounters, diagnoses)) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "encounters", |tx, id| {
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "encounters", |tx, _, id| {
             Ok((tx.encounters_for(id)?, tx.diagnoses_for(id)?))
         })
         .await?;
@@ -322,7 +349,7 @@ pub async fn observations(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, observations) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "observations", |tx, id| {
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "observations", |tx, _, id| {
             tx.observations_for(id, 1000)
         })
         .await?;
@@ -342,7 +369,9 @@ pub async fn merges(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, merges) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "merges", |tx, id| tx.merges_of(id))
-            .await?;
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "merges", |tx, _, id| {
+            tx.merges_of(id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: merges.into_iter().map(views::merge).collect(), next: None }))
 }

@@ -168,6 +168,7 @@ fn seed(store: &Store) -> Result<Seeded, Failure> {
                 location: None,
                 prior_location: None,
                 attending: None,
+                admit_reason: None,
             })?;
             tx.insert_ehr_entry(&NewEhrEntry {
                 person_id: person.id.clone(),
