@@ -350,6 +350,10 @@ fn demographics(patient: &rhip_cda::Patient, facility: &str) -> Result<PersonDem
             (Some(root), Some(extension)) if !extension.trim().is_empty() => {
                 Some(Identifier { system: root.clone(), value: extension.clone(), type_code: None })
             }
+            // An identifier without its assigning authority is the submitting hospital's, as in HL7 ingest.
+            (None, Some(extension)) if !extension.trim().is_empty() => {
+                Some(Identifier { system: facility.to_string(), value: extension.clone(), type_code: None })
+            }
             _ => None,
         })
         .collect::<Vec<_>>();
@@ -385,7 +389,6 @@ fn demographics(patient: &rhip_cda::Patient, facility: &str) -> Result<PersonDem
         .iter()
         .find_map(|t| t.value.strip_prefix("tel:").map(|v| v.trim().to_string()))
         .filter(|v| !v.is_empty());
-    let _ = facility;
     Ok(PersonDemographics {
         name,
         sex,
