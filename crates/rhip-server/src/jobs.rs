@@ -29,7 +29,7 @@ pub async fn stop(mut scheduler: JobScheduler) {
 
 async fn refresh_counts(state: AppState) {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.read(|tx| tx.counts())).await {
+    match tokio::task::spawn_blocking(move || store.read(|tx| tx.estimated_counts())).await {
         Ok(Ok(counts)) => state.metrics.set_counts(&counts),
         Ok(Err(error)) => tracing::warn!(%error, "record counts not refreshed"),
         Err(error) => tracing::warn!(%error, "record count job panicked"),

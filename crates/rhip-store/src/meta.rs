@@ -23,6 +23,15 @@ pub struct Counts {
     pub audit_entries: i64,
 }
 
+/// Tables smaller than this are counted exactly by [`Tx::estimated_counts`].
+pub const EXACT_BELOW: i64 = 100_000;
+
+#[derive(QueryableByName)]
+struct Estimate {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 impl Tx<'_> {
     /// Records the node's region on first use and refuses a database that
     /// belongs to another node (two configs pointed at one database).
@@ -45,7 +54,52 @@ impl Tx<'_> {
         }
     }
 
-    /// Counts rows of the main tables.
+    /// Approximate row counts for metrics, cheap at any size: PostgreSQL's
+    /// planner statistics (`pg_class.reltuples`, exact counts below
+    /// [`EXACT_BELOW`] rows or before the first ANALYZE); SQLite's largest
+    /// rowid (rows are only deleted by tests and retention, so it is close).
+    /// A scheduled `COUNT(*)` over a ten-million-row audit log would read it
+    /// all every refresh.
+    pub fn estimated_counts(&mut self) -> Result<Counts, StoreError> {
+        const TABLES: [&str; 7] =
+            ["persons", "encounters", "documents", "ehr_entries", "facilities", "change_log", "audit_log"];
+        let mut values = [0i64; 7];
+        for (value, table) in values.iter_mut().zip(TABLES) {
+            let estimate = match self.conn {
+                crate::DbConn::Pg(_) => diesel::sql_query(
+                    "SELECT CAST(GREATEST(reltuples, -1) AS BIGINT) AS n FROM pg_class \
+                     WHERE oid = to_regclass($1)",
+                )
+                .bind::<diesel::sql_types::Text, _>(table)
+                .get_result::<Estimate>(self.conn)
+                .optional()?
+                .map_or(-1, |e| e.n),
+                crate::DbConn::Sqlite(_) => {
+                    // Table names come from the constant list above, never from input.
+                    diesel::sql_query(format!("SELECT COALESCE(MAX(rowid), 0) AS n FROM {table}"))
+                        .get_result::<Estimate>(self.conn)?
+                        .n
+                }
+            };
+            *value = if estimate < EXACT_BELOW { self.exact_count(table)? } else { estimate };
+        }
+        let [persons, encounters, documents, ehr_entries, facilities, changes, audit_entries] = values;
+        Ok(Counts { persons, encounters, documents, ehr_entries, facilities, changes, audit_entries })
+    }
+
+    fn exact_count(&mut self, table: &str) -> Result<i64, StoreError> {
+        Ok(match table {
+            "persons" => persons::table.count().get_result(self.conn)?,
+            "encounters" => encounters::table.count().get_result(self.conn)?,
+            "documents" => documents::table.count().get_result(self.conn)?,
+            "ehr_entries" => ehr_entries::table.count().get_result(self.conn)?,
+            "facilities" => facilities::table.count().get_result(self.conn)?,
+            "change_log" => change_log::table.count().get_result(self.conn)?,
+            _ => audit_log::table.count().get_result(self.conn)?,
+        })
+    }
+
+    /// Counts rows of the main tables exactly.
     pub fn counts(&mut self) -> Result<Counts, StoreError> {
         Ok(Counts {
             persons: persons::table.count().get_result(self.conn)?,
