@@ -7,5 +7,6 @@ mod api;
 mod auth;
 mod cli;
 mod documents;
+mod federation;
 mod hl7;
 mod storage;

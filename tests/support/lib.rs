@@ -178,28 +178,34 @@ impl NodeDir {
 
     /// Starts `rhip serve` and waits for its ready line.
     pub fn start(&self) -> Node {
-        let mut child = Command::new(rhip_bin())
-            .args(["serve", "--config", self.config_arg()])
-            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let line = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("node {} did not report ready", self.region)
-        });
-        let api = word_after(&line, "api ").unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-        let mllp = word_after(&line, "mllp ");
-        Node { child, api, mllp }
+        start_config(&self.config, &self.region)
     }
+}
+
+/// Starts `rhip serve --config CONFIG` and waits for its ready line; `label`
+/// names the node in a failure.
+pub fn start_config(config: &Path, label: &str) -> Node {
+    let mut child = Command::new(rhip_bin())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let line = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("node {label} did not report ready")
+    });
+    let api = word_after(&line, "api ").unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+    let mllp = word_after(&line, "mllp ");
+    Node { child, api, mllp }
 }
 
 fn word_after(line: &str, marker: &str) -> Option<String> {

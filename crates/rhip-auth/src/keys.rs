@@ -74,6 +74,15 @@ impl NodeKey {
         &self.public
     }
 
+    /// The public key as a PEM `PUBLIC KEY` block (SubjectPublicKeyInfo), for
+    /// peers' trust folders.
+    pub fn public_key_pem(&self) -> String {
+        // SubjectPublicKeyInfo of an Ed25519 key: fixed 12-byte prefix (RFC 8410) then the key.
+        let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        der.extend_from_slice(&self.public);
+        pem_block("PUBLIC KEY", &der)
+    }
+
     /// Key id: the first 16 hex digits of the SHA-256 of the public key.
     pub fn key_id(&self) -> &str {
         &self.key_id
@@ -147,13 +156,17 @@ fn key_id(public: &[u8]) -> String {
 }
 
 fn to_pem(der: &[u8]) -> String {
+    pem_block("PRIVATE KEY", der)
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    let mut pem = format!("-----BEGIN {label}-----\n");
     for chunk in body.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(chunk));
         pem.push('\n');
     }
-    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem.push_str(&format!("-----END {label}-----\n"));
     pem
 }
 

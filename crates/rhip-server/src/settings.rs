@@ -31,6 +31,11 @@ pub struct Settings {
     /// Scheduled jobs (cron expressions with seconds).
     #[serde(default)]
     pub schedules: ScheduleSettings,
+    /// Node-to-node link (written by `rhip federation init`); none for a
+    /// standalone node. Used by the federation listener (next increment):
+    /// `rhip serve` accepts and checks it but does not listen on it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationSettings>,
 }
 
 /// Identity of the node.
@@ -126,6 +131,28 @@ pub struct KeySettings {
     pub signing_key: PathBuf,
 }
 
+/// The federation link of a node: its mutual-TLS listener and the keys of
+/// its peers. Used by the federation listener (next increment); paths are
+/// relative to the config file's folder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// Address the federation (mutual TLS) listener will bind.
+    pub listen: SocketAddr,
+    /// PEM certificate of this node, issued by the federation CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate of the federation CA that peers' certificates must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Folder of the peers' public signing keys, `<region>.pub.pem` each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_dir: Option<PathBuf>,
+}
+
 /// Token rules.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,10 +234,16 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [Some(&mut self.keys.signing_key), self.api.tls_cert.as_mut(), self.api.tls_key.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        let mut paths = vec![Some(&mut self.keys.signing_key), self.api.tls_cert.as_mut(), self.api.tls_key.as_mut()];
+        if let Some(federation) = self.federation.as_mut() {
+            paths.extend([
+                federation.tls_cert.as_mut(),
+                federation.tls_key.as_mut(),
+                federation.ca.as_mut(),
+                federation.trust_dir.as_mut(),
+            ]);
+        }
+        for path in paths.into_iter().flatten() {
             if !path.is_absolute() {
                 *path = base.join(&*path);
             }
@@ -236,6 +269,13 @@ impl Settings {
         }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
+        }
+        if let Some(federation) = &self.federation {
+            if federation.tls_cert.is_some() != federation.tls_key.is_some() {
+                return Err(ConfigError(
+                    "federation.tls_cert and federation.tls_key go together: give both or neither".into(),
+                ));
+            }
         }
         if self.database.pool_size == 0 {
             return Err(ConfigError("database.pool_size must be at least 1".into()));
@@ -277,6 +317,26 @@ signing_key = "keys/signing.pem"
         assert_eq!(settings.node.region.as_str(), "330106");
         assert_eq!(settings.database.pool_size, 8);
         assert_eq!(settings.schedules.metrics_refresh, "*/15 * * * * *");
+    }
+
+    #[test]
+    fn a_federation_section_parses_and_its_paths_resolve_against_the_config_folder() {
+        let text = format!(
+            "{GOOD}[federation]\nlisten = \"127.0.0.1:26002\"\ntls_cert = \"tls/node.crt\"\ntls_key = \"tls/node.key\"\n\
+             ca = \"tls/ca.crt\"\ntrust_dir = \"trust\"\n"
+        );
+        let mut settings = Settings::parse(&text).unwrap();
+        settings.resolve_paths(Path::new("/srv/node"));
+        let federation = settings.federation.clone().unwrap();
+        assert_eq!(federation.listen.port(), 26002);
+        assert_eq!(federation.tls_cert.unwrap(), Path::new("/srv/node/tls/node.crt"));
+        assert_eq!(federation.trust_dir.unwrap(), Path::new("/srv/node/trust"));
+        assert!(settings.check().is_ok());
+        let half = text.replace("tls_key = \"tls/node.key\"\n", "");
+        let error = Settings::parse(&half).unwrap().check().unwrap_err().0;
+        assert!(error.contains("federation.tls_cert"), "{error}");
+        let error = Settings::parse(&format!("{text}port = 3\n")).unwrap_err().0;
+        assert!(error.contains("unknown field `port`"), "{error}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum Command {
     /// Measure this machine: HL7 parsing, MLLP ingest against a running node.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Federation tools: turn a topology into node folders, keys and certificates.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Start a demo county node with sample persons and print how to query it.
     Demo(DemoArgs),
 }
@@ -73,6 +76,28 @@ pub struct InitArgs {
     #[arg(long, value_name = "URL")]
     pub parent: Option<String>,
     /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip federation …`.
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Create a federation CA and, per node of a topology, its config, keys,
+    /// certificate and trusted peer keys.
+    Init(FederationInitArgs),
+}
+
+/// `rhip federation init`.
+#[derive(Debug, Args)]
+pub struct FederationInitArgs {
+    /// Topology file (see federation/README.md), e.g. federation/demo.toml.
+    #[arg(long, value_name = "FILE")]
+    pub topology: PathBuf,
+    /// New or empty folder to write ca/ and one folder per region into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print a JSON summary instead of a table.
     #[arg(long)]
     pub json: bool,
 }

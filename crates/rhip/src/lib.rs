@@ -1,5 +1,5 @@
 //! The `rhip` command line: `init`, `serve`, `migrate`, `token`, `facility`,
-//! `person`, `demo`.
+//! `person`, `demo`, `federation init`.
 //!
 //! Exit status follows the contract: 0 success, 1 runtime failure, 2 bad
 //! usage or bad input, with one line on stderr naming the problem.
@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod failure;
 mod telemetry;
+pub mod topology;
 
 pub use failure::Failure;
 

@@ -6,7 +6,8 @@ use crate::Failure;
 use anyhow::Context;
 use rhip_core::RegionCode;
 use rhip_server::settings::{
-    ApiSettings, AuthSettings, DatabaseSettings, KeySettings, MllpSettings, NodeSettings, ScheduleSettings,
+    ApiSettings, AuthSettings, DatabaseSettings, FederationSettings, KeySettings, MllpSettings, NodeSettings,
+    ScheduleSettings,
 };
 use rhip_server::Settings;
 use std::net::{SocketAddr, TcpListener};
@@ -49,10 +50,6 @@ pub fn initialise(
     db: Option<&str>,
     parent: Option<&str>,
 ) -> Result<Initialised, Failure> {
-    let config = dir.join("node.toml");
-    if config.exists() {
-        return Err(Failure::usage(format!("{} already exists; choose another --dir", config.display())));
-    }
     if let Some(url) = db {
         let parsed = rhip_store::DatabaseUrl::parse(url).map_err(|e| Failure::usage(format!("--db: {e}")))?;
         if parsed.backend() != rhip_store::Backend::Postgres {
@@ -64,40 +61,82 @@ pub fn initialise(
             return Err(Failure::usage(format!("--parent: {url:?} is not an http(s) URL")));
         }
     }
+    let spec = NodeSpec {
+        region,
+        name: None,
+        db,
+        parent,
+        api: free_port()?,
+        mllp: free_port()?,
+        federation: None,
+        written_by: "rhip init",
+    };
+    Ok(write_node(dir, &spec)?.0)
+}
+
+/// Everything that goes into one node's folder besides generated keys.
+pub struct NodeSpec<'a> {
+    /// Region the node serves.
+    pub region: RegionCode,
+    /// Display name (default: from the region).
+    pub name: Option<String>,
+    /// PostgreSQL URL; none means SQLite in `data/`.
+    pub db: Option<&'a str>,
+    /// API URL of the parent node.
+    pub parent: Option<&'a str>,
+    /// API listen address.
+    pub api: SocketAddr,
+    /// MLLP listen address.
+    pub mllp: SocketAddr,
+    /// Federation link settings, if the node belongs to a federation.
+    pub federation: Option<FederationSettings>,
+    /// Command named in the config's header comment.
+    pub written_by: &'a str,
+}
+
+/// Writes node.toml, keys/signing.pem and data/ into `dir`; refuses to
+/// overwrite an existing config. Returns the summary and the signing key.
+pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_auth::NodeKey), Failure> {
+    let config = dir.join("node.toml");
+    if config.exists() {
+        return Err(Failure::usage(format!("{} already exists; choose another --dir", config.display())));
+    }
+    let region = spec.region;
     std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("create {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("data")).with_context(|| format!("create {}/data", dir.display()))?;
-    let (_, pem) = rhip_auth::NodeKey::generate().context("generate signing key")?;
+    let (key, pem) = rhip_auth::NodeKey::generate().context("generate signing key")?;
     write_private(&dir.join("keys/signing.pem"), &pem)?;
-    let api = free_port()?;
-    let mllp = free_port()?;
     let settings = Settings {
-        node: NodeSettings { region, name: None, parent: parent.map(str::to_string) },
+        node: NodeSettings { region, name: spec.name.clone(), parent: spec.parent.map(str::to_string) },
         database: DatabaseSettings {
-            url: db.map_or_else(|| "sqlite://data/rhip.db".to_string(), str::to_string),
+            url: spec.db.map_or_else(|| "sqlite://data/rhip.db".to_string(), str::to_string),
             pool_size: 8,
         },
-        api: ApiSettings { listen: api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
-        mllp: Some(MllpSettings::on(mllp)),
+        api: ApiSettings { listen: spec.api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
+        mllp: Some(MllpSettings::on(spec.mllp)),
         keys: KeySettings { signing_key: PathBuf::from("keys/signing.pem") },
         auth: AuthSettings::default(),
         schedules: ScheduleSettings::default(),
+        federation: spec.federation.clone(),
     };
     let text = settings.to_toml().map_err(|e| Failure::Runtime(anyhow::anyhow!("render config: {e}")))?;
     let header = format!(
-        "# RHIP node {} ({}, {}) written by `rhip init`.\n# Start with: rhip serve --config {}\n\n",
+        "# RHIP node {} ({}, {}) written by `{}`.\n# Start with: rhip serve --config {}\n\n",
         region,
         region.tier(),
         region.name().unwrap_or(""),
+        spec.written_by,
         config.display()
     );
     std::fs::write(&config, header + &text).with_context(|| format!("write {}", config.display()))?;
-    Ok(Initialised {
+    let made = Initialised {
         region: region.as_str().to_string(),
         tier: region.tier().as_str().to_string(),
         config,
-        api: format!("http://{api}"),
-        mllp: mllp.to_string(),
-    })
+        api: format!("http://{}", spec.api),
+        mllp: spec.mllp.to_string(),
+    };
+    Ok((made, key))
 }
 
 fn free_port() -> Result<SocketAddr, Failure> {
@@ -105,7 +144,8 @@ fn free_port() -> Result<SocketAddr, Failure> {
     Ok(listener.local_addr().context("read port")?)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+/// Creates `path` with `text`, readable by the owner only (unix), never overwriting.
+pub fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -3,13 +3,14 @@
 mod bench;
 mod demo;
 mod facility;
+mod federation;
 mod hl7;
 mod init;
 mod person;
 mod serve;
 mod token;
 
-use crate::cli::{BenchCommand, Command, FacilityCommand, Hl7Command, PersonCommand};
+use crate::cli::{BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand};
 use crate::Failure;
 use rhip_server::Settings;
 use std::path::Path;
@@ -31,6 +32,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Bench(BenchCommand::CdaParse(args)) => bench::cda_parse(&args),
         Command::Bench(BenchCommand::Documents(args)) => bench::documents(&args),
+        Command::Federation(FederationCommand::Init(args)) => federation::init(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
