@@ -91,19 +91,17 @@ pub fn store(
         )));
     }
     let cda_id = document.id.as_ref().map(instance_key);
-    if let Some(key) = &cda_id {
-        if let Some(existing) = tx.document_by_cda_id(key)? {
-            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
-            return Ok(if existing.sha256 == digest {
-                Ok(Stored { record: existing, repeated: true })
-            } else {
-                Err(ApiError::Conflict(format!(
-                    "document {key} is already stored with other content ({}); a new version needs a new id and a \
-                     relatedDocument typeCode=\"RPLC\"",
-                    existing.id
-                )))
-            });
-        }
+    if let Some((existing, same_bytes)) = already_stored(tx, document, bytes)? {
+        return Ok(if same_bytes {
+            Ok(Stored { record: existing, repeated: true })
+        } else {
+            Err(ApiError::Conflict(format!(
+                "document {} is already stored with other content ({}); a new version needs a new id and a \
+                 relatedDocument typeCode=\"RPLC\"",
+                existing.cda_id.as_deref().unwrap_or_default(),
+                existing.id
+            )))
+        });
     }
     let Some(patient) = &document.patient else {
         return Ok(Err(ApiError::field("/ClinicalDocument/recordTarget", "a patient")));
@@ -410,9 +408,20 @@ pub fn stored_twin(
     document: &ClinicalDocument,
     bytes: &[u8],
 ) -> Result<Option<DocumentIndexRecord>, StoreError> {
+    Ok(already_stored(tx, document, bytes)?.and_then(|(existing, same_bytes)| same_bytes.then_some(existing)))
+}
+
+/// The stored document with this document's CDA id, and whether its bytes are these.
+fn already_stored(
+    tx: &mut Tx<'_>,
+    document: &ClinicalDocument,
+    bytes: &[u8],
+) -> Result<Option<(DocumentIndexRecord, bool)>, StoreError> {
     let Some(key) = document.id.as_ref().map(instance_key) else { return Ok(None) };
+    let Some(existing) = tx.document_by_cda_id(&key)? else { return Ok(None) };
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
-    Ok(tx.document_by_cda_id(&key)?.filter(|existing| existing.sha256 == digest))
+    let same_bytes = existing.sha256 == digest;
+    Ok(Some((existing, same_bytes)))
 }
 
 /// `root|extension` (or the root alone) of a CDA instance identifier.
