@@ -31,9 +31,8 @@ pub struct Settings {
     /// Scheduled jobs (cron expressions with seconds).
     #[serde(default)]
     pub schedules: ScheduleSettings,
-    /// Node-to-node link (written by `rhip federation init`); none for a
-    /// standalone node. Used by the federation listener (next increment):
-    /// `rhip serve` accepts and checks it but does not listen on it yet.
+    /// Node-to-node links (written by `rhip federation init`); none for a
+    /// standalone node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<FederationSettings>,
 }
@@ -131,9 +130,9 @@ pub struct KeySettings {
     pub signing_key: PathBuf,
 }
 
-/// The federation link of a node: its mutual-TLS listener and the keys of
-/// its peers. Used by the federation listener (next increment); paths are
-/// relative to the config file's folder.
+/// The federation links of a node: its mutual-TLS listener, its peers and
+/// their keys, and how often batches are cut. Paths are relative to the
+/// config file's folder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FederationSettings {
@@ -151,6 +150,53 @@ pub struct FederationSettings {
     /// Folder of the peers' public signing keys, `<region>.pub.pem` each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_dir: Option<PathBuf>,
+    /// Most changes in one batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Cron expression (seconds first) of the batch push to every peer.
+    #[serde(default = "default_push_schedule")]
+    pub push_schedule: String,
+    /// Cron expression of the reconciliation of per-link counts with peers.
+    #[serde(default = "default_reconcile_schedule")]
+    pub reconcile_schedule: String,
+    /// First retry delay after a failed push; doubles per failure, with jitter.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest delay between retries.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// What this node keeps of each data class; unset classes take the
+    /// defaults of the node's tier (`full`, `index` or `none`).
+    #[serde(default)]
+    pub retention: RetentionSettings,
+    /// The parent and children this node exchanges batches with.
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerSettings>,
+}
+
+/// Overrides of the tier's retention defaults, per data class.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Demographics (persons, identifiers, allergies, contacts, insurance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
+    /// EHR index entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ehr: Option<String>,
+    /// Encounters and clinical documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emr: Option<String>,
+}
+
+/// One federation peer: the parent or a child.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's region; its certificate must name it.
+    pub region: RegionCode,
+    /// Base URL of the peer's federation listener, `https://HOST:PORT`.
+    pub url: String,
 }
 
 /// Token rules.
@@ -194,6 +240,96 @@ fn default_max_ttl() -> String {
 }
 fn default_metrics_refresh() -> String {
     "*/15 * * * * *".into()
+}
+fn default_batch_size() -> usize {
+    1000
+}
+fn default_push_schedule() -> String {
+    "*/1 * * * * *".into()
+}
+fn default_reconcile_schedule() -> String {
+    "0 30 2 * * *".into()
+}
+fn default_retry_base_ms() -> u64 {
+    500
+}
+fn default_retry_max_ms() -> u64 {
+    60_000
+}
+
+impl FederationSettings {
+    fn check(&self, me: RegionCode) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "federation.tls_cert and federation.tls_key go together: give both or neither".into(),
+            ));
+        }
+        if !self.peers.is_empty() && (self.tls_cert.is_none() || self.ca.is_none() || self.trust_dir.is_none()) {
+            return Err(ConfigError(
+                "federation.peer needs federation.tls_cert, tls_key, ca and trust_dir (mutual TLS and signed batches)"
+                    .into(),
+            ));
+        }
+        for (name, expression) in
+            [("federation.push_schedule", &self.push_schedule), ("federation.reconcile_schedule", &self.reconcile_schedule)]
+        {
+            check_cron(name, expression)?;
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError("federation.batch_size must be at least 1".into()));
+        }
+        if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
+            return Err(ConfigError("federation.retry_base_ms must be at least 1 and at most retry_max_ms".into()));
+        }
+        for (name, value) in
+            [("did", &self.retention.did), ("ehr", &self.retention.ehr), ("emr", &self.retention.emr)]
+        {
+            if let Some(value) = value {
+                if !matches!(value.as_str(), "full" | "index" | "none") {
+                    return Err(ConfigError(format!(
+                        "federation.retention.{name}: {value:?} is not one of full, index, none"
+                    )));
+                }
+            }
+        }
+        let mut parents = 0;
+        let mut seen = std::collections::HashSet::new();
+        for peer in &self.peers {
+            if !seen.insert(peer.region) {
+                return Err(ConfigError(format!("federation.peer {} is listed twice", peer.region)));
+            }
+            if !peer.url.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "federation.peer {}: url {:?} must start with https:// (mutual TLS only)",
+                    peer.region, peer.url
+                )));
+            }
+            if peer.region != me && peer.region.contains(&me) {
+                parents += 1;
+            } else if peer.region == me || !me.contains(&peer.region) {
+                return Err(ConfigError(format!(
+                    "federation.peer {} is neither an ancestor nor a descendant of this node's region {me}",
+                    peer.region
+                )));
+            }
+        }
+        if parents > 1 {
+            return Err(ConfigError("federation.peer: a node has at most one parent".into()));
+        }
+        Ok(())
+    }
+
+    /// The peer that is this node's parent, if any.
+    pub fn parent(&self, me: RegionCode) -> Option<&PeerSettings> {
+        self.peers.iter().find(|p| p.region != me && p.region.contains(&me))
+    }
+}
+
+fn check_cron(name: &str, expression: &str) -> Result<(), ConfigError> {
+    if expression.split_whitespace().count() != 6 {
+        return Err(ConfigError(format!("{name}: {expression:?} is not a cron expression with six fields (seconds first)")));
+    }
+    Ok(())
 }
 
 /// A configuration that cannot be used; the message is one line naming the problem.
@@ -271,11 +407,7 @@ impl Settings {
             return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
         }
         if let Some(federation) = &self.federation {
-            if federation.tls_cert.is_some() != federation.tls_key.is_some() {
-                return Err(ConfigError(
-                    "federation.tls_cert and federation.tls_key go together: give both or neither".into(),
-                ));
-            }
+            federation.check(self.node.region)?;
         }
         if self.database.pool_size == 0 {
             return Err(ConfigError("database.pool_size must be at least 1".into()));

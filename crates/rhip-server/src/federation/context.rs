@@ -1,0 +1,260 @@
+//! What the federation listener and the pusher share: the node's keys, its
+//! peers' keys, its retention policy, and the receiving side of a batch.
+
+use super::listener::problem;
+use super::{Direction, Peer};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use rhip_auth::{NodeKey, PeerKeys};
+use rhip_core::RegionCode;
+use rhip_federation::{
+    check_sequence, sign_receipt, verify_batch, BatchRefusal, Parked, Receipt, ReceiptStatus, RetentionPolicy,
+    Sequencing, WireChange, SCHEMA_VERSIONS,
+};
+use rhip_store::{ApplyOutcome, NewAuditEntry, RemoteChange, RemoteKeep, Store, StoreError};
+use std::sync::RwLock;
+
+/// The federation side of a node.
+pub struct FederationContext {
+    /// The node's database.
+    pub store: Store,
+    /// This node's region.
+    pub me: RegionCode,
+    /// Signs batches and receipts.
+    pub key: NodeKey,
+    /// Keys of the parent and children, by region (several during a rotation).
+    pub peer_keys: RwLock<PeerKeys>,
+    /// What this node keeps of each data class.
+    pub policy: RetentionPolicy,
+    /// Parent and children.
+    pub peers: Vec<Peer>,
+    /// Most changes per batch.
+    pub batch_size: usize,
+}
+
+/// The answer to a pushed batch.
+pub enum Answer {
+    /// 200 with the signed receipt (applied now, or the stored one for a replay).
+    Receipt(String),
+    /// A refusal, with its status, stable code, message and extra fields.
+    Refused {
+        /// HTTP status.
+        status: StatusCode,
+        /// Stable machine code (`gap`, `bad_signature`, `digest`, ...).
+        code: String,
+        /// Human message.
+        detail: String,
+        /// Extra fields (`expected_seq`, versions).
+        extra: serde_json::Value,
+    },
+}
+
+impl Answer {
+    /// The HTTP response for the peer.
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            Answer::Receipt(receipt) => HttpResponse::Ok().json(serde_json::json!({ "receipt": receipt })),
+            Answer::Refused { status, code, detail, extra } => problem(status, &code, detail, extra),
+        }
+    }
+
+    fn refused(status: StatusCode, code: &str, detail: String, extra: serde_json::Value) -> Answer {
+        Answer::Refused { status, code: code.to_string(), detail, extra }
+    }
+}
+
+/// A wire change as the store's plain struct.
+pub fn to_remote(change: &WireChange) -> RemoteChange {
+    RemoteChange {
+        id: change.id.clone(),
+        hlc: change.hlc.clone(),
+        origin_region: change.origin_region.clone(),
+        entity: change.entity.clone(),
+        entity_id: change.entity_id.clone(),
+        op: change.op.clone(),
+        person_id: change.person_id.clone(),
+        home_region: change.home_region.clone(),
+        payload: change.payload.clone(),
+    }
+}
+
+fn status_of(refusal: &BatchRefusal) -> StatusCode {
+    match refusal.code() {
+        "version" => StatusCode::BAD_REQUEST,
+        "bad_signature" | "unknown_key" | "wrong_source" | "wrong_target" => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl FederationContext {
+    /// What `GET /federation/v1/hello` answers.
+    pub fn hello(&self) -> serde_json::Value {
+        serde_json::json!({
+            "region": self.me.as_str(),
+            "tier": self.me.tier().as_str(),
+            "schema_versions": SCHEMA_VERSIONS,
+            "key_ids": [self.key.key_id()],
+            "retention": self.policy,
+        })
+    }
+
+    /// The peer with this region, if it is one.
+    pub fn peer(&self, region: RegionCode) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.region == region)
+    }
+
+    /// The parent peer.
+    pub fn parent(&self) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.direction == Direction::Parent)
+    }
+
+    /// Verifies, sequences and applies one pushed batch (blocking: call on
+    /// the blocking pool). The whole batch is applied in one transaction;
+    /// business-rule failures of single changes are parked, not fatal.
+    pub fn receive(&self, peer: RegionCode, manifest_jws: &str, payload: &[u8]) -> Answer {
+        let verified = {
+            let keys = match self.peer_keys.read() {
+                Ok(keys) => keys,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            verify_batch(&keys, peer.as_str(), self.me.as_str(), manifest_jws, payload)
+        };
+        let batch = match verified {
+            Ok(batch) => batch,
+            Err(refusal) => {
+                let mut extra = serde_json::json!({});
+                if let BatchRefusal::Version { theirs, ours } = &refusal {
+                    extra = serde_json::json!({ "ours": ours, "theirs": theirs });
+                }
+                self.audit_refusal(peer, refusal.code(), &refusal.message(), None);
+                return Answer::refused(status_of(&refusal), refusal.code(), refusal.message(), extra);
+            }
+        };
+        let seq = batch.manifest.seq;
+        let policy = self.policy;
+        let outcome = self.store.write(|tx| {
+            let (last_seq, last_digest) = tx.inbound_state(peer.as_str())?;
+            let last_seq = u64::try_from(last_seq).unwrap_or(0);
+            match check_sequence(last_seq, &last_digest, &batch.manifest) {
+                Sequencing::Replay => {
+                    let stored = tx.inbound_receipt(peer.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
+                    return Ok(match stored {
+                        Some((digest, receipt)) if digest == batch.digest => Answer::Receipt(receipt),
+                        Some(_) => Answer::refused(
+                            StatusCode::CONFLICT,
+                            "replay_mismatch",
+                            format!("batch {seq} was already received with other content; its digest differs"),
+                            serde_json::json!({ "expected_seq": last_seq + 1 }),
+                        ),
+                        None => Answer::refused(
+                            StatusCode::CONFLICT,
+                            "gap",
+                            format!("batch {seq} is older than what this node keeps; send batch {}", last_seq + 1),
+                            serde_json::json!({ "expected_seq": last_seq + 1 }),
+                        ),
+                    });
+                }
+                Sequencing::Gap { expected } => {
+                    return Ok(Answer::refused(
+                        StatusCode::CONFLICT,
+                        "gap",
+                        format!("batch {seq} skips ahead; this node expects batch {expected} from {peer}"),
+                        serde_json::json!({ "expected_seq": expected }),
+                    ));
+                }
+                Sequencing::BrokenChain { expected_digest } => {
+                    return Ok(Answer::refused(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "chain",
+                        format!(
+                            "batch {seq} does not chain to batch {last_seq}: prev_digest {} but the last batch \
+                             received has digest {expected_digest}",
+                            batch.manifest.prev_digest
+                        ),
+                        serde_json::json!({ "expected_seq": seq }),
+                    ));
+                }
+                Sequencing::Next => {}
+            }
+            let mut applied = 0u64;
+            let mut parked = Vec::new();
+            for change in &batch.payload.changes {
+                let keep = match policy.keep_entity(&change.entity) {
+                    rhip_federation::Keep::Full => RemoteKeep::Full,
+                    rhip_federation::Keep::Index => RemoteKeep::Index,
+                    rhip_federation::Keep::None => RemoteKeep::None,
+                };
+                match tx.apply_remote_change(&to_remote(change), peer.as_str(), keep)? {
+                    ApplyOutcome::Applied => applied += 1,
+                    ApplyOutcome::AlreadyApplied => {}
+                    ApplyOutcome::Parked(reason) => parked.push(Parked { change_id: change.id.clone(), reason }),
+                }
+            }
+            let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
+            let signed = sign_receipt(&self.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.record_inbound_batch(
+                peer.as_str(),
+                i64::try_from(seq).unwrap_or(i64::MAX),
+                &batch.manifest.batch_id,
+                &batch.digest,
+                &signed,
+            )?;
+            tx.audit(&NewAuditEntry {
+                actor: format!("node:{peer}"),
+                actor_region: Some(peer.to_string()),
+                action: "federation_apply".into(),
+                resource_type: "batch".into(),
+                resource_id: Some(batch.manifest.batch_id.clone()),
+                outcome: "success".into(),
+                detail: Some(format!(
+                    "batch {seq}: {} changes, {applied} applied, {} parked",
+                    batch.payload.changes.len(),
+                    parked.len()
+                )),
+                ..NewAuditEntry::default()
+            })?;
+            Ok(Answer::Receipt(signed))
+        });
+        match outcome {
+            Ok(answer) => {
+                if let Answer::Refused { code, detail, .. } = &answer {
+                    self.audit_refusal(peer, code, detail, Some(&batch.manifest.batch_id));
+                }
+                answer
+            }
+            Err(StoreError::Conflict(message)) => Answer::refused(
+                StatusCode::CONFLICT,
+                "busy",
+                format!("another receiver applied batch {seq} at the same time; retry: {message}"),
+                serde_json::json!({}),
+            ),
+            Err(error) => {
+                tracing::error!(%error, %peer, seq, "batch not applied");
+                Answer::refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the batch could not be applied now; nothing of it was kept; retry later".into(),
+                    serde_json::json!({}),
+                )
+            }
+        }
+    }
+
+    fn audit_refusal(&self, peer: RegionCode, code: &str, detail: &str, batch: Option<&str>) {
+        let written = self.store.write(|tx| {
+            tx.audit(&NewAuditEntry {
+                actor: format!("node:{peer}"),
+                actor_region: Some(peer.to_string()),
+                action: "federation_apply".into(),
+                resource_type: "batch".into(),
+                resource_id: batch.map(str::to_string),
+                outcome: "denied".into(),
+                detail: Some(format!("{code}: {detail}")),
+                ..NewAuditEntry::default()
+            })
+        });
+        if let Err(error) = written {
+            tracing::warn!(%error, "federation refusal not audited");
+        }
+    }
+}

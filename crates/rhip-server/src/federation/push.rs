@@ -1,0 +1,394 @@
+//! The sending side of a link: cut batches from the change log (what the
+//! routing rules send to this peer), keep them until acknowledged, push them
+//! over mutual TLS, and advance the watermark only on a valid signed receipt.
+//!
+//! A cut batch is stored before it is sent, so a crash between the two
+//! resends the very same bytes; the receiver answers a replay with its stored
+//! receipt. Failures back off exponentially with jitter.
+
+use super::context::FederationContext;
+use super::listener::MANIFEST_HEADER;
+use super::tls::TlsMaterial;
+use super::{Direction, Peer};
+use rhip_federation::{
+    negotiate, route, seal, verify_receipt, Links, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
+    SCHEMA_VERSIONS,
+};
+use rhip_store::{ChangeRecord, NewOutboundBatch, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one push request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Per-link sending state that lives in memory (the rest is in the store).
+struct LinkState {
+    agent: ureq::Agent,
+    /// The peer's retention policy, learnt from its hello.
+    policy: Option<RetentionPolicy>,
+    /// Not before this instant (backoff after failures).
+    next_attempt: Option<Instant>,
+    /// Consecutive failures, for the backoff.
+    failures: u32,
+}
+
+/// The pusher of every link of a node.
+pub struct Pusher {
+    context: Arc<FederationContext>,
+    links: Mutex<HashMap<String, LinkState>>,
+    busy: Mutex<()>,
+    retry_base: Duration,
+    retry_max: Duration,
+}
+
+/// What one push round did on one link, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Batches acknowledged.
+    pub acked: u64,
+    /// Changes in those batches.
+    pub changes: u64,
+}
+
+/// Why a push failed; the text goes to the link's last error.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Database trouble.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The peer could not be reached or the connection broke.
+    #[error("peer unreachable: {0}")]
+    Transport(String),
+    /// The peer refused (its problem detail is quoted).
+    #[error("peer refused batch {seq}: {detail}")]
+    Refused {
+        /// Batch sequence refused.
+        seq: u64,
+        /// Stable code from the peer.
+        code: String,
+        /// The peer's explanation.
+        detail: String,
+        /// The sequence the peer expects, for gaps.
+        expected_seq: Option<u64>,
+    },
+    /// The peer's receipt or hello did not check out.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl Pusher {
+    /// A pusher with one HTTP agent per peer (mutual TLS, the peer's region pinned).
+    pub fn new(
+        context: Arc<FederationContext>,
+        tls: &TlsMaterial,
+        retry_base: Duration,
+        retry_max: Duration,
+    ) -> Result<Pusher, String> {
+        let mut links = HashMap::new();
+        for peer in &context.peers {
+            let config = tls.client_config(peer.region)?;
+            let agent = ureq::AgentBuilder::new()
+                .tls_config(Arc::new(config))
+                .timeout_connect(Duration::from_secs(5))
+                .timeout(REQUEST_TIMEOUT)
+                .build();
+            links.insert(peer.region.to_string(), LinkState { agent, policy: None, next_attempt: None, failures: 0 });
+        }
+        let pusher = Pusher { context, links: Mutex::new(links), busy: Mutex::new(()), retry_base, retry_max };
+        pusher.context.store.write(|tx| {
+            for peer in &pusher.context.peers {
+                tx.ensure_link(peer.region.as_str(), peer.direction.as_str())?;
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("federation links: {e}"))?;
+        Ok(pusher)
+    }
+
+    /// One round over every link: send what is pending until the link is
+    /// drained or fails. Overlapping rounds skip (the scheduler fires every
+    /// second). Blocking: run on the blocking pool.
+    pub fn round(&self) -> HashMap<String, Result<PushReport, String>> {
+        let mut results = HashMap::new();
+        let Ok(_guard) = self.busy.try_lock() else {
+            return results;
+        };
+        for peer in &self.context.peers {
+            if self.waiting(peer) {
+                continue;
+            }
+            let result = self.drain(peer);
+            self.settle(peer, &result);
+            results.insert(peer.region.to_string(), result.map_err(|e| e.to_string()));
+        }
+        results
+    }
+
+    fn waiting(&self, peer: &Peer) -> bool {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.get(peer.region.as_str()).and_then(|l| l.next_attempt).is_some_and(|t| Instant::now() < t)
+    }
+
+    fn settle(&self, peer: &Peer, result: &Result<PushReport, PushError>) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(link) = links.get_mut(peer.region.as_str()) else { return };
+        match result {
+            Ok(_) => {
+                link.failures = 0;
+                link.next_attempt = None;
+            }
+            Err(error) => {
+                link.failures = link.failures.saturating_add(1);
+                let delay = backoff(self.retry_base, self.retry_max, link.failures);
+                link.next_attempt = Some(Instant::now() + delay);
+                tracing::warn!(peer = %peer.region, %error, retry_in_ms = delay.as_millis() as u64, "federation push failed");
+                let message = error.to_string();
+                if let Err(error) = self.context.store.write(|tx| tx.note_link_failure(peer.region.as_str(), &message)) {
+                    tracing::warn!(%error, "link failure not recorded");
+                }
+            }
+        }
+    }
+
+    fn agent(&self, peer: &Peer) -> Option<ureq::Agent> {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.get(peer.region.as_str()).map(|l| l.agent.clone())
+    }
+
+    /// The parent's retention policy, asked once per process (hello).
+    fn parent_policy(&self) -> Result<Option<RetentionPolicy>, PushError> {
+        let Some(parent) = self.context.parent() else { return Ok(None) };
+        {
+            let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(policy) = links.get(parent.region.as_str()).and_then(|l| l.policy) {
+                return Ok(Some(policy));
+            }
+        }
+        let hello = self.hello(parent)?;
+        let policy: Option<RetentionPolicy> =
+            hello.get("retention").and_then(|value| serde_json::from_value(value.clone()).ok());
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(link) = links.get_mut(parent.region.as_str()) {
+            link.policy = policy;
+        }
+        Ok(policy)
+    }
+
+    /// Asks a peer who it is and which batch schema versions it speaks.
+    pub fn hello(&self, peer: &Peer) -> Result<serde_json::Value, PushError> {
+        let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
+        let response = agent.get(&format!("{}/federation/v1/hello", peer.url)).call().map_err(transport)?;
+        let hello: serde_json::Value =
+            response.into_json().map_err(|e| PushError::Protocol(format!("hello from {}: {e}", peer.region)))?;
+        let theirs: Vec<u32> = hello
+            .get("schema_versions")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or_else(|| PushError::Protocol(format!("hello from {} names no schema_versions", peer.region)))?;
+        negotiate(SCHEMA_VERSIONS, &theirs).map_err(|e| PushError::Protocol(e.to_string()))?;
+        Ok(hello)
+    }
+
+    /// Sends unacknowledged batches, then cuts and sends new ones, until
+    /// nothing is pending for this peer.
+    fn drain(&self, peer: &Peer) -> Result<PushReport, PushError> {
+        let mut report = PushReport::default();
+        let parent_policy = match peer.direction {
+            Direction::Parent => self.parent_policy()?,
+            Direction::Child => None,
+        };
+        loop {
+            let unacked = self.context.store.read(|tx| tx.unacked_batches(peer.region.as_str(), 16))?;
+            if unacked.is_empty() {
+                if !self.cut(peer, parent_policy.as_ref())? {
+                    return Ok(report);
+                }
+                continue;
+            }
+            for batch in unacked {
+                let seq = u64::try_from(batch.seq).unwrap_or(0);
+                match self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest) {
+                    Ok(receipt) => {
+                        self.context.store.write(|tx| {
+                            tx.ack_batches(peer.region.as_str(), batch.seq, &batch.digest, &receipt)
+                        })?;
+                        report.acked += 1;
+                        report.changes += u64::try_from(batch.record_count).unwrap_or(0);
+                    }
+                    Err(PushError::Refused { expected_seq: Some(expected), .. }) if expected > seq => {
+                        // The peer already holds this batch and more (our ack was lost):
+                        // its replay answers carry receipts, so ask from `expected` on.
+                        return Err(PushError::Protocol(format!(
+                            "peer {} expects batch {expected} but batch {seq} is not acknowledged here",
+                            peer.region
+                        )));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+    }
+
+    /// Cuts the next batch for `peer` from the change log; false when nothing
+    /// more is pending.
+    fn cut(&self, peer: &Peer, parent_policy: Option<&RetentionPolicy>) -> Result<bool, PushError> {
+        let context = &self.context;
+        let links = Links {
+            me: context.me,
+            parent: context.parent().map(|p| p.region),
+            children: context.peers.iter().filter(|p| p.direction == Direction::Child).map(|p| p.region).collect(),
+        };
+        let limit = i64::try_from(context.batch_size).unwrap_or(1000);
+        let peer_code = peer.region.as_str();
+        let cut = context.store.write(|tx| {
+            let link = tx.link(peer_code)?.ok_or_else(|| StoreError::NotFound(format!("link {peer_code}")))?;
+            let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
+            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
+            let mut wire = Vec::with_capacity(changes.len());
+            for change in &changes {
+                let info = RouteInfo {
+                    entity: &change.entity,
+                    home_region: change.home_region.as_deref(),
+                    received_from: change.received_from.as_deref(),
+                    origin_region: &change.origin_region,
+                };
+                let Some(route) = route(&links, &info, parent_policy).into_iter().find(|r| r.peer == peer.region)
+                else {
+                    continue;
+                };
+                let mut change = to_wire(change)?;
+                if change.entity == "document" && change.op == "create" {
+                    change = if route.content {
+                        match (change.has_content(), tx.document_content(&change.entity_id)?) {
+                            (false, Some(bytes)) => change.with_content(&bytes),
+                            _ => change,
+                        }
+                    } else {
+                        change.without_content()
+                    };
+                }
+                wire.push(change);
+            }
+            if wire.is_empty() {
+                tx.advance_cut(peer_code, last)?;
+                return Ok(Some(None));
+            }
+            let seq = link.next_seq;
+            let prev_digest = if seq <= 1 {
+                GENESIS.to_string()
+            } else {
+                tx.outbound_batch(peer_code, seq - 1)?
+                    .map(|b| b.digest)
+                    .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
+            };
+            let payload = Payload { changes: wire };
+            let batch = seal(
+                &context.key,
+                context.me.as_str(),
+                peer_code,
+                u64::try_from(seq).unwrap_or(1),
+                &prev_digest,
+                &payload,
+            )
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.save_outbound_batch(
+                &NewOutboundBatch {
+                    peer: peer_code.to_string(),
+                    seq,
+                    batch_id: batch_id_of(&batch.manifest_jws),
+                    digest: batch.digest(),
+                    manifest: batch.manifest_jws.clone(),
+                    payload: batch.payload.clone(),
+                    record_count: i64::try_from(payload.changes.len()).unwrap_or(0),
+                    first_change_seq: changes.first().map_or(last, |c| c.seq),
+                    last_change_seq: last,
+                },
+                last,
+            )?;
+            Ok(Some(Some(seq)))
+        })?;
+        Ok(cut.is_some())
+    }
+
+    /// Posts one batch and checks the receipt; returns the receipt JWS.
+    fn send(&self, peer: &Peer, seq: u64, manifest: &str, payload: &[u8], digest: &str) -> Result<String, PushError> {
+        let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
+        let result = agent
+            .post(&format!("{}/federation/v1/batches", peer.url))
+            .set(MANIFEST_HEADER, manifest)
+            .set("content-type", "application/json")
+            .send_bytes(payload);
+        if let Err(error) = self.context.store.write(|tx| tx.mark_batch_sent(peer.region.as_str(), seq as i64)) {
+            tracing::warn!(%error, "batch send not recorded");
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => {
+                let body: serde_json::Value = response.into_json().unwrap_or_default();
+                return Err(PushError::Refused {
+                    seq,
+                    code: body["code"].as_str().unwrap_or("unknown").to_string(),
+                    detail: body["detail"].as_str().unwrap_or("no detail").to_string(),
+                    expected_seq: body["expected_seq"].as_u64(),
+                });
+            }
+            Err(error) => return Err(transport(error)),
+        };
+        let body: serde_json::Value =
+            response.into_json().map_err(|e| PushError::Protocol(format!("receipt from {}: {e}", peer.region)))?;
+        let receipt = body["receipt"]
+            .as_str()
+            .ok_or_else(|| PushError::Protocol(format!("{} answered without a receipt", peer.region)))?
+            .to_string();
+        let keys = self.context.peer_keys.read().unwrap_or_else(|p| p.into_inner());
+        let checked = verify_receipt(&keys, peer.region.as_str(), &receipt, digest, seq)
+            .map_err(|e| PushError::Protocol(format!("receipt from {} refused: {}", peer.region, e.message())))?;
+        if !checked.parked.is_empty() {
+            tracing::warn!(peer = %peer.region, seq, parked = checked.parked.len(), "peer parked changes");
+        }
+        Ok(receipt)
+    }
+}
+
+fn transport(error: ureq::Error) -> PushError {
+    PushError::Transport(match error {
+        ureq::Error::Transport(transport) => transport.to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// Exponential backoff with ±50 % jitter, so that many children retrying a
+/// parent that came back do not arrive in step.
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let full = base.saturating_mul(1u32 << exponent).min(max);
+    let mut random = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
+    full.mul_f64(0.5 + fraction * 0.5)
+}
+
+fn to_wire(change: &ChangeRecord) -> Result<WireChange, StoreError> {
+    Ok(WireChange {
+        id: change.id.clone(),
+        hlc: change.hlc.clone(),
+        origin_region: change.origin_region.clone(),
+        entity: change.entity.clone(),
+        entity_id: change.entity_id.clone(),
+        op: change.op.clone(),
+        person_id: change.person_id.clone(),
+        home_region: change.home_region.clone(),
+        payload: serde_json::from_str(&change.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+fn batch_id_of(manifest_jws: &str) -> String {
+    use base64::Engine;
+    manifest_jws
+        .split('.')
+        .nth(1)
+        .and_then(|claims| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims["batch_id"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
