@@ -353,7 +353,9 @@ pub enum Sequencing {
     /// The next batch, chained to the last one: apply it.
     Next,
     /// Already received (sequence at or below the last one): acknowledge it again with
-    /// status `duplicate` and apply nothing.
+    /// status `duplicate` and apply nothing. A receiver that keeps the digest of every
+    /// applied batch can also compare it with this batch's digest: a different batch
+    /// under an old sequence means the sender's history forked.
     Replay,
     /// Batches are missing: refuse, telling the sender which sequence to send.
     Gap {
