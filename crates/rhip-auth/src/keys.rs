@@ -24,6 +24,10 @@ pub enum KeyError {
     /// The random generator failed.
     #[error("could not generate a key")]
     Generate,
+    /// The PEM text is not an Ed25519 public key (`-----BEGIN PUBLIC KEY-----`,
+    /// SubjectPublicKeyInfo as written by [`NodeKey::public_key_pem`]).
+    #[error("peer key is not a PEM-encoded Ed25519 public key (-----BEGIN PUBLIC KEY-----): {0}")]
+    PublicKey(String),
 }
 
 /// Why a token was refused; messages are safe to show to the caller.
@@ -66,7 +70,7 @@ impl NodeKey {
         let der = from_pem(pem).ok_or_else(|| KeyError::Format("no PRIVATE KEY block".into()))?;
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| KeyError::Format(e.to_string()))?;
         let public = pair.public_key().as_ref().to_vec();
-        Ok(NodeKey { encoding: EncodingKey::from_ed_der(&der), key_id: key_id(&public), public })
+        Ok(NodeKey { encoding: EncodingKey::from_ed_der(&der), key_id: key_id_of(&public), public })
     }
 
     /// Raw 32-byte public key.
@@ -77,8 +81,7 @@ impl NodeKey {
     /// The public key as a PEM `PUBLIC KEY` block (SubjectPublicKeyInfo), for
     /// peers' trust folders.
     pub fn public_key_pem(&self) -> String {
-        // SubjectPublicKeyInfo of an Ed25519 key: fixed 12-byte prefix (RFC 8410) then the key.
-        let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        let mut der = ED25519_SPKI_PREFIX.to_vec();
         der.extend_from_slice(&self.public);
         pem_block("PUBLIC KEY", &der)
     }
@@ -86,6 +89,11 @@ impl NodeKey {
     /// Key id: the first 16 hex digits of the SHA-256 of the public key.
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+
+    /// The private key in jsonwebtoken's form, for the other signers of this crate.
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
     }
 
     /// Signs claims into a compact JWS.
@@ -112,7 +120,7 @@ impl Verifier {
 
     /// Trusts tokens signed with `public_key` by the node of `issuer_region`.
     pub fn trust(&mut self, public_key: &[u8], issuer_region: &str) {
-        self.keys.insert(key_id(public_key), (DecodingKey::from_ed_der(public_key), issuer_region.to_string()));
+        self.keys.insert(key_id_of(public_key), (DecodingKey::from_ed_der(public_key), issuer_region.to_string()));
     }
 
     /// Checks signature, expiry, audience, issuer and claim shape.
@@ -150,7 +158,15 @@ impl Default for Verifier {
     }
 }
 
-fn key_id(public: &[u8]) -> String {
+/// SubjectPublicKeyInfo of an Ed25519 key is this fixed 12-byte prefix (RFC 8410)
+/// followed by the 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// The key id of a raw Ed25519 public key: the first 16 hex digits of its SHA-256.
+///
+/// Public so that a peer's key read from its trust file gets the same id the peer puts
+/// in the `kid` header of what it signs ([`NodeKey::key_id`]).
+pub fn key_id_of(public: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, public);
     digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -171,10 +187,40 @@ fn pem_block(label: &str, der: &[u8]) -> String {
 }
 
 fn from_pem(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
-    let end = pem.find("-----END PRIVATE KEY-----")?;
+    pem_body(pem, "PRIVATE KEY")
+}
+
+/// The base64-decoded body of the first `label` block of `pem`.
+fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let end = start + pem.get(start..)?.find(&format!("-----END {label}-----"))?;
     let body: String = pem.get(start..end)?.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// Reads a peer's public signing key from its PEM text (a `PUBLIC KEY` block holding
+/// the SubjectPublicKeyInfo of an Ed25519 key, as [`NodeKey::public_key_pem`] writes
+/// it into peers' trust folders) and returns the raw 32-byte key.
+///
+/// Anything else (a private key, an RSA or EC key, a certificate) is refused, so a
+/// wrong file in a trust folder is caught at startup rather than at the first batch.
+pub fn public_key_from_pem(pem: &str) -> Result<Vec<u8>, KeyError> {
+    if pem.contains("-----BEGIN PRIVATE KEY-----") && !pem.contains("-----BEGIN PUBLIC KEY-----") {
+        return Err(KeyError::PublicKey("found a PRIVATE KEY block; give the peer's public key instead".into()));
+    }
+    if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+        return Err(KeyError::PublicKey("no PUBLIC KEY block".into()));
+    }
+    let der = pem_body(pem, "PUBLIC KEY")
+        .ok_or_else(|| KeyError::PublicKey("the PUBLIC KEY block is not terminated or not valid base64".into()))?;
+    match der.strip_prefix(ED25519_SPKI_PREFIX.as_slice()) {
+        Some(key) if key.len() == 32 => Ok(key.to_vec()),
+        _ => Err(KeyError::PublicKey(format!(
+            "the PUBLIC KEY block ({} bytes) is not an Ed25519 SubjectPublicKeyInfo (44 bytes, OID 1.3.101.112)",
+            der.len()
+        ))),
+    }
 }
 
 #[cfg(test)]

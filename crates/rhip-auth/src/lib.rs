@@ -2,16 +2,20 @@
 //!
 //! Tokens are JWTs signed by a node's Ed25519 key ([`keys`]); [`claims`]
 //! says who the bearer is and over what; [`permissions`] is the one table of
-//! what each role may do. Turning a principal into a storage scope happens in
+//! what each role may do; [`jws`] carries statements between nodes (batch
+//! manifests, receipts, key announcements) verified against [`PeerKeys`], each
+//! peer key bound to one region. Turning a principal into a storage scope happens in
 //! the server, so this crate does no I/O and knows no database.
 //!
 //! Architecture invariant: the permission table lives only in
 //! [`permissions::permits`]; handlers ask it, they never compare roles.
 
 pub mod claims;
+pub mod jws;
 pub mod keys;
 pub mod permissions;
 
 pub use claims::{Claims, ClaimsError};
-pub use keys::{KeyError, NodeKey, TokenError, Verifier};
+pub use jws::{JwsError, KeyAnnouncement, PeerKeys, Verified, KEY_ANNOUNCEMENT_TYPE};
+pub use keys::{key_id_of, public_key_from_pem, KeyError, NodeKey, TokenError, Verifier};
 pub use permissions::{permits, Permission};
