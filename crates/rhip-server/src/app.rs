@@ -40,6 +40,7 @@ pub struct Application {
     mllp: Option<crate::mllp::MllpListener>,
     state: AppState,
     settings: Settings,
+    federation: Option<crate::federation::Federation>,
 }
 
 /// Opens and migrates the node's database, and checks it belongs to this node.
@@ -71,6 +72,8 @@ impl Application {
     pub fn build(settings: Settings) -> Result<Application, StartError> {
         let store = open_store(&settings)?;
         let key = load_key(&settings)?;
+        let federation = crate::federation::build(&settings, store.clone(), load_key(&settings)?)
+            .map_err(StartError::Config)?;
         let mut verifier = Verifier::new();
         verifier.trust(key.public_key(), settings.node.region.as_str());
         let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
@@ -128,7 +131,7 @@ impl Application {
             ),
             None => None,
         };
-        Ok(Application { server: server.run(), api_address, scheme, mllp, state, settings })
+        Ok(Application { server: server.run(), api_address, scheme, mllp, state, settings, federation })
     }
 
     /// The API's base URL, `http://` or `https://` as configured.
@@ -151,6 +154,11 @@ impl Application {
         &self.state
     }
 
+    /// The federation listener's address, when the node has peers.
+    pub fn federation_address(&self) -> Option<SocketAddr> {
+        self.federation.as_ref().map(|f| f.address)
+    }
+
     /// The MLLP listener's address, when one is configured.
     pub fn mllp_address(&self) -> Option<SocketAddr> {
         self.mllp.as_ref().and_then(|m| m.local_addr().ok())
@@ -159,11 +167,28 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
     /// messages.
     pub async fn run(self) -> anyhow::Result<()> {
-        let scheduler = jobs::start(&self.settings, self.state.clone()).await?;
+        let pusher = self.federation.as_ref().map(|f| f.pusher.clone());
+        let scheduler = jobs::start(&self.settings, self.state.clone(), pusher).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mllp = self.mllp.map(|listener| tokio::spawn(listener.serve(self.state.clone(), stopped)));
+        let federation = self.federation.map(|federation| {
+            let audit = tokio::spawn(crate::federation::listener::audit_refusals(
+                self.state.store.clone(),
+                federation.refusals,
+            ));
+            let handle = federation.server.handle();
+            let server = tokio::spawn(federation.server);
+            (handle, server, audit)
+        });
         let result = self.server.await.context("HTTP server");
         let _ = stop.send(true);
+        if let Some((handle, server, audit)) = federation {
+            handle.stop(true).await;
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "federation listener task failed");
+            }
+            audit.abort();
+        }
         if let Some(mllp) = mllp {
             match mllp.await {
                 Ok(Ok(())) => {}

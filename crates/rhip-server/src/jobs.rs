@@ -1,14 +1,33 @@
 //! Scheduled jobs (tokio-cron-scheduler); their timing is configuration
 //! (`[schedules]` in node.toml), not code.
 
+use crate::federation::push::Pusher;
 use crate::settings::Settings;
+use std::sync::Arc;
 use crate::state::AppState;
 use anyhow::Context;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 /// Starts every scheduled job of the node.
-pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<JobScheduler> {
+pub async fn start(
+    settings: &Settings,
+    state: AppState,
+    pusher: Option<Arc<Pusher>>,
+) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await.context("job scheduler")?;
+    if let (Some(pusher), Some(federation)) = (pusher, &settings.federation) {
+        let schedule = federation.push_schedule.as_str();
+        let job = Job::new_async(schedule, move |_, _| {
+            let pusher = pusher.clone();
+            Box::pin(async move {
+                if let Err(error) = tokio::task::spawn_blocking(move || pusher.round()).await {
+                    tracing::warn!(%error, "federation push round panicked");
+                }
+            })
+        })
+        .with_context(|| format!("federation.push_schedule {schedule:?}"))?;
+        scheduler.add(job).await.context("schedule federation push")?;
+    }
     refresh_counts(state.clone()).await;
     let job = Job::new_async(settings.schedules.metrics_refresh.as_str(), move |_, _| {
         let state = state.clone();

@@ -7,6 +7,7 @@ pub mod app;
 pub mod blocking;
 pub mod documents;
 pub mod error;
+pub mod federation;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;

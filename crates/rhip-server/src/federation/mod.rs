@@ -6,7 +6,9 @@
 //! `rhip-federation`'s; the rows are `rhip-store`'s. This module only wires
 //! them to sockets, schedules and the audit log.
 
+pub mod context;
 pub mod listener;
+pub mod push;
 pub mod tls;
 
 use crate::settings::{FederationSettings, PeerSettings, Settings};
@@ -61,4 +63,94 @@ pub fn peers(settings: &Settings) -> Vec<Peer> {
 /// The regions allowed to connect to this node's federation listener.
 pub fn peer_regions(settings: &Settings) -> HashSet<RegionCode> {
     peers(settings).into_iter().map(|p| p.region).collect()
+}
+
+/// Everything the federation side of a running node needs, built at start.
+pub struct Federation {
+    /// Shared with the listener's handlers.
+    pub context: std::sync::Arc<context::FederationContext>,
+    /// Sends batches to the peers.
+    pub pusher: std::sync::Arc<push::Pusher>,
+    /// The bound mutual-TLS listener.
+    pub server: actix_web::dev::Server,
+    /// Its address.
+    pub address: std::net::SocketAddr,
+    /// TLS refusals waiting to be audited.
+    pub refusals: tokio::sync::mpsc::UnboundedReceiver<tls::Refusal>,
+}
+
+/// Reads the peers' public keys from `trust_dir` (`<region>.pub.pem`).
+pub fn load_peer_keys(dir: &std::path::Path, peers: &[Peer]) -> Result<rhip_auth::PeerKeys, String> {
+    let mut keys = rhip_auth::PeerKeys::new();
+    for peer in peers {
+        let path = dir.join(format!("{}.pub.pem", peer.region));
+        let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = rhip_auth::public_key_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        keys.trust(peer.region.as_str(), &key);
+    }
+    Ok(keys)
+}
+
+/// Builds the federation side when `[federation]` names peers; binds its
+/// listener. Errors are configuration problems, named by file.
+pub fn build(
+    settings: &Settings,
+    store: rhip_store::Store,
+    key: rhip_auth::NodeKey,
+) -> Result<Option<Federation>, String> {
+    let Some(federation) = &settings.federation else { return Ok(None) };
+    let peers = peers(settings);
+    if peers.is_empty() {
+        return Ok(None);
+    }
+    let (Some(cert), Some(tls_key), Some(ca), Some(trust)) =
+        (&federation.tls_cert, &federation.tls_key, &federation.ca, &federation.trust_dir)
+    else {
+        return Err("federation.peer needs tls_cert, tls_key, ca and trust_dir".into());
+    };
+    let material = tls::TlsMaterial::load(cert, tls_key, ca)?;
+    let peer_keys = load_peer_keys(trust, &peers)?;
+    let policy = policy(settings)?;
+    let context = std::sync::Arc::new(context::FederationContext {
+        store,
+        me: settings.node.region,
+        key,
+        peer_keys: std::sync::RwLock::new(peer_keys),
+        policy,
+        peers,
+        batch_size: federation.batch_size,
+    });
+    let (sender, refusals) = tokio::sync::mpsc::unbounded_channel();
+    let server_config = material.server_config(peer_regions(settings), sender)?;
+    let listener = std::net::TcpListener::bind(federation.listen)
+        .map_err(|e| format!("cannot listen for federation on {}: {e}", federation.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = listener::bind(listener, server_config, context.clone()).map_err(|e| e.to_string())?;
+    let pusher = push::Pusher::new(
+        context.clone(),
+        &material,
+        std::time::Duration::from_millis(federation.retry_base_ms),
+        std::time::Duration::from_millis(federation.retry_max_ms),
+    )?;
+    Ok(Some(Federation { context, pusher: std::sync::Arc::new(pusher), server, address, refusals }))
+}
+
+/// This node's retention policy: its tier's defaults with the config's overrides.
+pub fn policy(settings: &Settings) -> Result<rhip_federation::RetentionPolicy, String> {
+    let parse = |name: &str, value: &Option<String>| -> Result<Option<rhip_federation::Keep>, String> {
+        value
+            .as_deref()
+            .map(|v| {
+                serde_json::from_value(serde_json::Value::String(v.to_string()))
+                    .map_err(|_| format!("federation.retention.{name}: {v:?} is not one of full, index, none"))
+            })
+            .transpose()
+    };
+    let retention = settings.federation.as_ref().map(|f| f.retention.clone()).unwrap_or_default();
+    let overrides = rhip_federation::RetentionOverride {
+        did: parse("did", &retention.did)?,
+        ehr: parse("ehr", &retention.ehr)?,
+        emr: parse("emr", &retention.emr)?,
+    };
+    Ok(rhip_federation::RetentionPolicy::default_for(settings.node.region.tier()).with(overrides))
 }
