@@ -7,8 +7,8 @@
 use rhip_core::{CitizenId, EhrEntryKind, EncounterType, FacilityCode, FacilityKind, HlcTimestamp, Identifier};
 use rhip_core::{PersonDemographics, RegionCode};
 use rhip_store::{
-    ApplyOutcome, LinkDirection, NewAllergy, NewDocument, NewEhrEntry, NewEncounter, NewFacility, NewOutboundBatch,
-    NewPerson, RemoteChange, RemoteKeep, Scope, Store, StoreError, StoreOptions, GENESIS_DIGEST,
+    ApplyOutcome, NewAllergy, NewDocument, NewEhrEntry, NewEncounter, NewFacility, NewOutboundBatch, NewPerson,
+    RemoteChange, RemoteKeep, Scope, Store, StoreError, StoreOptions, GENESIS_DIGEST,
 };
 use rhip_tests::{both_backends, Backend, TestDb};
 
@@ -379,10 +379,10 @@ fn outbound_batches_are_kept_until_acknowledged(backend: Backend) {
         return;
     };
     let store = &a.store;
-    let link = store.write(|tx| tx.ensure_link("330100", LinkDirection::Parent)).unwrap();
+    let link = store.write(|tx| tx.ensure_link("330100", "parent")).unwrap();
     assert_eq!((link.cut_seq, link.next_seq, link.last_acked_seq), (0, 1, 0));
     assert_eq!(link.last_acked_digest, GENESIS_DIGEST);
-    store.write(|tx| tx.ensure_link("330100", LinkDirection::Parent)).unwrap();
+    store.write(|tx| tx.ensure_link("330100", "parent")).unwrap();
     assert_eq!(store.read(|tx| tx.links()).unwrap().len(), 1);
     for sequence in 61..64 {
         store.write(|tx| tx.insert_person(&new_person("批次", sequence, "H330106"))).unwrap();

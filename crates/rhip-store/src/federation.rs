@@ -43,25 +43,6 @@ use sha2::{Digest, Sha256};
 /// Digest that stands before the first batch of every chain.
 pub const GENESIS_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Which way a link points from this node, as the topology file says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkDirection {
-    /// The peer is this node's parent.
-    Parent,
-    /// The peer is one of this node's children.
-    Child,
-}
-
-impl LinkDirection {
-    /// The stored spelling (`parent` or `child`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            LinkDirection::Parent => "parent",
-            LinkDirection::Child => "child",
-        }
-    }
-}
-
 /// One peer link as stored: the cut cursor and the acknowledged chain end.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = fed_links)]
@@ -329,14 +310,18 @@ impl Tx<'_> {
     // ---------------------------------------------------------------- links
 
     /// Makes sure a link row exists for a peer of the topology (idempotent;
-    /// a changed direction is updated, the cursors are kept).
-    pub fn ensure_link(&mut self, peer: &str, direction: LinkDirection) -> Result<LinkRecord, StoreError> {
+    /// a changed direction is updated, the cursors are kept). `direction`
+    /// is `parent` or `child`, as the topology file says.
+    pub fn ensure_link(&mut self, peer: &str, direction: &str) -> Result<LinkRecord, StoreError> {
+        if !matches!(direction, "parent" | "child") {
+            return Err(StoreError::Config(format!("link direction {direction:?} is neither parent nor child")));
+        }
         let now = crate::now();
         match self.link(peer)? {
-            Some(link) if link.direction == direction.as_str() => Ok(link),
+            Some(link) if link.direction == direction => Ok(link),
             Some(_) => {
                 diesel::update(fed_links::table.find(peer))
-                    .set((fed_links::direction.eq(direction.as_str()), fed_links::updated_at.eq(now)))
+                    .set((fed_links::direction.eq(direction), fed_links::updated_at.eq(now)))
                     .execute(self.conn)?;
                 self.link(peer)?.ok_or_else(|| StoreError::NotFound(format!("link to {peer}")))
             }
@@ -345,7 +330,7 @@ impl Tx<'_> {
                     diesel::insert_into(fed_links::table)
                         .values((
                             fed_links::peer_region.eq(peer),
-                            fed_links::direction.eq(direction.as_str()),
+                            fed_links::direction.eq(direction),
                             fed_links::cut_seq.eq(0_i64),
                             fed_links::next_seq.eq(1_i64),
                             fed_links::last_acked_seq.eq(0_i64),
