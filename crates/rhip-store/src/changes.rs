@@ -33,6 +33,9 @@ pub struct ChangeRecord {
     pub payload: String,
     /// When it was recorded.
     pub created_at: chrono::NaiveDateTime,
+    /// The peer region this change arrived from (`None`: made here), so it
+    /// is never sent back that way.
+    pub received_from: Option<String>,
 }
 
 impl Tx<'_> {

@@ -16,7 +16,7 @@ use crate::schema::{
 use crate::{DemographicsChange, Scope, StoreError, Tx};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct NewAllergy {
 }
 
 /// A stored allergy.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = allergies)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -104,7 +104,7 @@ pub struct NewContact {
 }
 
 /// A stored contact.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = person_contacts)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -149,7 +149,7 @@ pub struct NewCoverage {
 }
 
 /// A stored insurance.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = person_coverages)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -476,6 +476,8 @@ impl Tx<'_> {
                 persons::primary_facility.eq(&new_facility),
                 persons::primary_provider.eq(&new_provider),
                 persons::hlc.eq(&hlc),
+                persons::demographics_hlc.eq(&hlc),
+                persons::demographics_origin.eq(self.node_region().as_str()),
                 persons::updated_at.eq(crate::now()),
             ))
             .execute(self.conn)?;

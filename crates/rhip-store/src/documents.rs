@@ -7,7 +7,7 @@ use crate::schema::{diagnoses, documents, ehr_entries, medications, observations
 use crate::{Access, Scope, StoreError, Tx};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A document to store with its original bytes.
@@ -47,8 +47,9 @@ pub struct NewDocument {
     pub content: Vec<u8>,
 }
 
-/// A document's index entry (everything but the bytes).
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+/// A document's index entry (everything but the bytes); also the payload of
+/// a document's change, which is why it can be read back from JSON.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = documents)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct DocumentIndexRecord {
@@ -96,6 +97,10 @@ pub struct DocumentIndexRecord {
     pub type_system: Option<String>,
     /// `emr` or `ehr`.
     pub kind: String,
+    /// Where the original bytes can be fetched when this node keeps only the
+    /// index (federated retrieval); `None` when the bytes are stored here.
+    #[serde(default)]
+    pub holder_region: Option<String>,
 }
 
 /// Filters of a person's document list.
@@ -143,7 +148,7 @@ pub struct NewMedication {
 }
 
 /// A stored medication.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = medications)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -207,6 +212,7 @@ impl Tx<'_> {
             version_number: new.version_number,
             type_system: new.type_system.clone(),
             kind: if new.kind.is_empty() { "emr".into() } else { new.kind.clone() },
+            holder_region: None,
         };
         diesel::insert_into(documents::table)
             .values((
@@ -256,8 +262,22 @@ impl Tx<'_> {
     /// entry stay, its extracted entries give way to the new version's.
     pub fn supersede_document(&mut self, old_id: &str, new_id: &str) -> Result<(), StoreError> {
         let hlc = self.tick().encode();
+        self.supersede_rows(old_id, new_id, &hlc)?;
+        let person: Option<Option<String>> =
+            documents::table.find(old_id).select(documents::person_id).get_result(self.conn).optional()?;
+        if let Some(Some(person)) = person {
+            let home = self.home_region_of(&person)?;
+            let payload = serde_json::json!({ "id": old_id, "superseded_by": new_id });
+            self.record_change("document", old_id, "supersede", Some((&person, &home)), &hlc, &payload)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of a supersession without its change-log row: shared by one
+    /// made here and one applied from another node (with that node's HLC).
+    pub(crate) fn supersede_rows(&mut self, old_id: &str, new_id: &str, hlc: &str) -> Result<(), StoreError> {
         diesel::update(documents::table.find(old_id))
-            .set((documents::status.eq("superseded"), documents::hlc.eq(&hlc)))
+            .set((documents::status.eq("superseded"), documents::hlc.eq(hlc)))
             .execute(self.conn)?;
         diesel::delete(diagnoses::table.filter(diagnoses::document_id.eq(old_id))).execute(self.conn)?;
         diesel::delete(observations::table.filter(observations::document_id.eq(old_id))).execute(self.conn)?;
@@ -266,13 +286,6 @@ impl Tx<'_> {
         diesel::update(ehr_entries::table.filter(ehr_entries::document_id.eq(old_id)))
             .set(ehr_entries::document_id.eq(new_id))
             .execute(self.conn)?;
-        let person: Option<Option<String>> =
-            documents::table.find(old_id).select(documents::person_id).get_result(self.conn).optional()?;
-        if let Some(Some(person)) = person {
-            let home = self.home_region_of(&person)?;
-            let payload = serde_json::json!({ "id": old_id, "superseded_by": new_id });
-            self.record_change("document", old_id, "supersede", Some((&person, &home)), &hlc, &payload)?;
-        }
         Ok(())
     }
 
@@ -293,8 +306,17 @@ impl Tx<'_> {
     }
 
     /// The original bytes of a document (call after [`Tx::get_document`] granted it).
+    /// A document indexed from another node without its bytes answers
+    /// [`StoreError::NotFound`] naming the region that holds them.
     pub fn document_content(&mut self, id: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(documents::table.find(id).select(documents::content).get_result(self.conn)?)
+        let (content, holder): (Option<Vec<u8>>, Option<String>) =
+            documents::table.find(id).select((documents::content, documents::holder_region)).get_result(self.conn)?;
+        content.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "the content of document {id} is not kept here; it is held at {}",
+                holder.as_deref().unwrap_or("another node")
+            ))
+        })
     }
 
     /// A person's document index entries, newest first.

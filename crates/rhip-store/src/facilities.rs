@@ -6,7 +6,7 @@ use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rhip_core::{FacilityCode, FacilityKind, RegionCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A facility to register.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct NewFacility {
 }
 
 /// A registered facility.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = facilities)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]

@@ -5,7 +5,8 @@
 //! [`Store::write`] or [`Store::read`], which hand a [`Tx`] to a closure and
 //! commit only if it returns `Ok`: a change, its change-log row and its audit
 //! entry land together or not at all. Repositories are `impl Tx` blocks, one
-//! module per concern (persons, details, facilities, records, audit, changes).
+//! module per concern (persons, details, facilities, records, audit, changes,
+//! federation).
 //!
 //! Architecture invariant: nothing outside this crate builds SQL, and nothing
 //! in this crate knows HTTP or JSON shapes of the API.
@@ -18,6 +19,7 @@ mod details;
 mod documents;
 mod error;
 mod facilities;
+mod federation;
 mod ingest;
 mod linking;
 mod merges;
@@ -39,6 +41,9 @@ pub use diesel::result::Error as DieselError;
 pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
+pub use federation::{
+    ApplyOutcome, DeadLetter, LinkRecord, NewOutboundBatch, OutboundBatch, RemoteChange, RemoteKeep, GENESIS_DIGEST,
+};
 pub use ingest::{NewSubmission, SubmissionQuery, SubmissionRecord};
 pub use linking::{DemographicsChange, LinkRule, Linked, ReviewItem};
 pub use merges::{MergeRecord, Moved};

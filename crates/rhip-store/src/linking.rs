@@ -360,6 +360,8 @@ impl Tx<'_> {
                     persons::marital_status.eq(&marital_status),
                     persons::id_number.eq(&id_number),
                     persons::hlc.eq(&hlc),
+                    persons::demographics_hlc.eq(&hlc),
+                    persons::demographics_origin.eq(tx.node_region().as_str()),
                     persons::updated_at.eq(crate::now()),
                 ))
                 .execute(tx.conn)?;

@@ -118,6 +118,27 @@ impl Tx<'_> {
         submission_id: Option<&str>,
         actor: &str,
     ) -> Result<MergeRecord, StoreError> {
+        let merge_id = rhip_core::new_id().to_string();
+        let hlc = self.tick().encode();
+        let record = self.merge_rows(survivor_id, merged_id, &merge_id, submission_id, actor, &hlc)?;
+        let home: String = persons::table.find(survivor_id).select(persons::home_region).get_result(self.conn)?;
+        let payload = serde_json::json!({ "survivor": survivor_id, "merged": merged_id, "merge": record.id });
+        self.record_change("person", merged_id, "merge", Some((survivor_id, &home)), &hlc, &payload)?;
+        Ok(record)
+    }
+
+    /// The rows of a merge without its change-log row: shared by a merge made
+    /// here and one applied from another node (which keeps that node's merge
+    /// id and HLC, so both nodes can undo it by the same id).
+    pub(crate) fn merge_rows(
+        &mut self,
+        survivor_id: &str,
+        merged_id: &str,
+        merge_id: &str,
+        submission_id: Option<&str>,
+        actor: &str,
+        hlc: &str,
+    ) -> Result<MergeRecord, StoreError> {
         if survivor_id == merged_id {
             return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
         }
@@ -176,17 +197,16 @@ impl Tx<'_> {
                 survivor_id
             ),
         };
-        let hlc = self.tick().encode();
         diesel::update(persons::table.find(merged_id))
             .set((
                 persons::status.eq("merged"),
                 persons::merged_into.eq(survivor_id),
-                persons::hlc.eq(&hlc),
+                persons::hlc.eq(hlc),
                 persons::updated_at.eq(crate::now()),
             ))
             .execute(self.conn)?;
         let record = MergeRecord {
-            id: rhip_core::new_id().to_string(),
+            id: merge_id.to_string(),
             survivor_id: survivor_id.to_string(),
             merged_id: merged_id.to_string(),
             submission_id: submission_id.map(str::to_string),
@@ -207,14 +227,22 @@ impl Tx<'_> {
                 person_merges::merged_at.eq(record.merged_at),
             ))
             .execute(self.conn)?;
-        let home: String = persons::table.find(survivor_id).select(persons::home_region).get_result(self.conn)?;
-        let payload = serde_json::json!({ "survivor": survivor_id, "merged": merged_id, "merge": record.id });
-        self.record_change("person", merged_id, "merge", Some((survivor_id, &home)), &hlc, &payload)?;
         Ok(record)
     }
 
     /// Undoes a merge: moves back exactly what it moved and reactivates the person.
     pub fn unmerge(&mut self, merge_id: &str, actor: &str) -> Result<MergeRecord, StoreError> {
+        let hlc = self.tick().encode();
+        let record = self.unmerge_rows(merge_id, actor, &hlc)?;
+        let back = record.merged_id.as_str();
+        let home: String = persons::table.find(back).select(persons::home_region).get_result(self.conn)?;
+        let payload = serde_json::json!({ "survivor": record.survivor_id, "merged": back, "merge": merge_id });
+        self.record_change("person", back, "unmerge", Some((back, &home)), &hlc, &payload)?;
+        Ok(record)
+    }
+
+    /// The rows of an unmerge without its change-log row (see [`Tx::merge_rows`]).
+    pub(crate) fn unmerge_rows(&mut self, merge_id: &str, actor: &str, hlc: &str) -> Result<MergeRecord, StoreError> {
         let record: MergeRecord = person_merges::table
             .find(merge_id)
             .select(MergeRecord::as_select())
@@ -244,12 +272,11 @@ impl Tx<'_> {
                 .set(submissions::person_id.eq(back))
                 .execute(self.conn)?;
         }
-        let hlc = self.tick().encode();
         diesel::update(persons::table.find(back))
             .set((
                 persons::status.eq("active"),
                 persons::merged_into.eq(None::<String>),
-                persons::hlc.eq(&hlc),
+                persons::hlc.eq(hlc),
                 persons::updated_at.eq(crate::now()),
             ))
             .execute(self.conn)?;
@@ -257,9 +284,6 @@ impl Tx<'_> {
         diesel::update(person_merges::table.find(merge_id))
             .set((person_merges::undone_at.eq(now), person_merges::undone_by.eq(actor)))
             .execute(self.conn)?;
-        let home: String = persons::table.find(back).select(persons::home_region).get_result(self.conn)?;
-        let payload = serde_json::json!({ "survivor": record.survivor_id, "merged": back, "merge": merge_id });
-        self.record_change("person", back, "unmerge", Some((back, &home)), &hlc, &payload)?;
         Ok(MergeRecord { undone_at: Some(now), undone_by: Some(actor.to_string()), ..record })
     }
 

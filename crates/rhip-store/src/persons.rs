@@ -8,7 +8,7 @@ use crate::{Access, Scope, StoreError, Tx};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use rhip_core::{Identifier, PersonDemographics, RegionCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A person to add to the DID.
 #[derive(Clone, Debug)]
@@ -48,10 +48,15 @@ pub(crate) struct PersonRow {
     pub(crate) updated_at: NaiveDateTime,
     pub(crate) primary_facility: Option<String>,
     pub(crate) primary_provider: Option<String>,
+    /// HLC of the change that last set the demographics (federation's tie-break).
+    pub(crate) demographics_hlc: Option<String>,
+    /// Region where that change was made.
+    pub(crate) demographics_origin: Option<String>,
 }
 
-/// A stored person with their identifiers.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A stored person with their identifiers (also the payload of a person's
+/// change, which is why it can be read back from JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PersonRecord {
     /// EMPI id.
     pub id: String,
@@ -189,6 +194,8 @@ impl Tx<'_> {
             updated_at: now,
             primary_facility: None,
             primary_provider: None,
+            demographics_hlc: Some(hlc.clone()),
+            demographics_origin: Some(self.node_region().as_str().to_string()),
         };
         diesel::insert_into(persons::table).values(&row).execute(self.conn).map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => StoreError::Conflict(format!(

@@ -6,7 +6,7 @@ use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rhip_core::{EhrEntryKind, EncounterType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An encounter to store.
 #[derive(Clone, Debug)]
@@ -38,7 +38,7 @@ pub struct NewEncounter {
 }
 
 /// A stored encounter.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = encounters)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -99,7 +99,7 @@ pub struct NewEhrEntry {
 }
 
 /// A stored EHR index entry.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = ehr_entries)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]

@@ -63,6 +63,8 @@ diesel::table! {
         updated_at -> Timestamp,
         primary_facility -> Nullable<Text>,
         primary_provider -> Nullable<Text>,
+        demographics_hlc -> Nullable<Text>,
+        demographics_origin -> Nullable<Text>,
     }
 }
 
@@ -132,7 +134,7 @@ diesel::table! {
         content_type -> Text,
         sha256 -> Text,
         size_bytes -> BigInt,
-        content -> Binary,
+        content -> Nullable<Binary>,
         supersedes -> Nullable<Text>,
         status -> Text,
         source_region -> Text,
@@ -143,6 +145,7 @@ diesel::table! {
         version_number -> Nullable<BigInt>,
         type_system -> Nullable<Text>,
         kind -> Text,
+        holder_region -> Nullable<Text>,
     }
 }
 
@@ -200,6 +203,7 @@ diesel::table! {
         home_region -> Nullable<Text>,
         payload -> Text,
         created_at -> Timestamp,
+        received_from -> Nullable<Text>,
     }
 }
 
@@ -364,6 +368,93 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Federation links: one row per peer with the cut cursor and the acknowledged chain end.
+    fed_links (peer_region) {
+        peer_region -> Text,
+        direction -> Text,
+        cut_seq -> BigInt,
+        next_seq -> BigInt,
+        last_acked_seq -> BigInt,
+        last_acked_digest -> Text,
+        last_sent_at -> Nullable<Timestamp>,
+        last_acked_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        failures -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Batches cut for a peer, kept byte for byte until acknowledged.
+    fed_batches_out (peer_region, seq) {
+        peer_region -> Text,
+        seq -> BigInt,
+        batch_id -> Text,
+        digest -> Text,
+        manifest -> Text,
+        payload -> Binary,
+        record_count -> BigInt,
+        first_change_seq -> BigInt,
+        last_change_seq -> BigInt,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        acked_at -> Nullable<Timestamp>,
+        receipt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The end of each peer's batch chain as applied here.
+    fed_inbound (peer_region) {
+        peer_region -> Text,
+        last_seq -> BigInt,
+        last_digest -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Applied inbound batches with their receipts (replays are answered from here).
+    fed_batches_in (peer_region, seq) {
+        peer_region -> Text,
+        seq -> BigInt,
+        batch_id -> Text,
+        digest -> Text,
+        receipt -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Remote changes the business rules refused here, kept to retry.
+    fed_dead_letters (id) {
+        id -> Text,
+        change_id -> Text,
+        peer_region -> Text,
+        entity -> Text,
+        op -> Text,
+        keep -> Text,
+        change -> Text,
+        reason -> Text,
+        parked_at -> Timestamp,
+        attempts -> BigInt,
+        last_attempt_at -> Nullable<Timestamp>,
+        resolved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Remote EMPI ids of persons known here under a local id.
+    person_aliases (remote_id) {
+        remote_id -> Text,
+        local_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(fed_batches_out -> fed_links (peer_region));
+diesel::joinable!(person_aliases -> persons (local_id));
 diesel::joinable!(person_identifiers -> persons (person_id));
 diesel::joinable!(allergies -> persons (person_id));
 diesel::joinable!(person_contacts -> persons (person_id));
@@ -395,4 +486,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     allergies,
     person_contacts,
     person_coverages,
+    fed_links,
+    fed_batches_out,
+    fed_inbound,
+    fed_batches_in,
+    fed_dead_letters,
+    person_aliases,
 );

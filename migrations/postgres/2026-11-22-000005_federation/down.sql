@@ -1,0 +1,12 @@
+DROP TABLE person_aliases;
+DROP TABLE fed_dead_letters;
+DROP TABLE fed_batches_in;
+DROP TABLE fed_inbound;
+DROP TABLE fed_batches_out;
+DROP TABLE fed_links;
+ALTER TABLE documents DROP COLUMN holder_region;
+UPDATE documents SET content = ''::bytea WHERE content IS NULL;
+ALTER TABLE documents ALTER COLUMN content SET NOT NULL;
+ALTER TABLE persons DROP COLUMN demographics_origin;
+ALTER TABLE persons DROP COLUMN demographics_hlc;
+ALTER TABLE change_log DROP COLUMN received_from;
