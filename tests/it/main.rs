@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod documents;
+mod fed_exchange;
 mod fed_store;
 mod federation;
 mod hl7;

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod fed;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

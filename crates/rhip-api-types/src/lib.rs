@@ -356,6 +356,53 @@ pub struct StatsSummary {
     pub submissions_rejected: i64,
 }
 
+/// This node's federation links, as `GET /api/v1/federation/status` shows them.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct FederationStatus {
+    /// This node's region.
+    pub region: String,
+    /// What this node keeps, per data class (`full`, `index`, `none`).
+    pub retention: serde_json::Value,
+    /// One entry per peer (parent first).
+    pub links: Vec<LinkStatus>,
+    /// Changes received here that failed a business rule and wait in the
+    /// dead-letter store (`rhip federation retry` re-applies them).
+    pub dead_letters: i64,
+}
+
+/// One federation link, both directions.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkStatus {
+    /// The peer's region.
+    pub peer: String,
+    /// `parent` or `child`.
+    pub direction: String,
+    /// The peer's federation URL.
+    pub url: Option<String>,
+    /// Changes waiting to reach the peer: not yet cut, or in batches not yet acknowledged.
+    pub pending_changes: i64,
+    /// Batches cut and not acknowledged.
+    pub unacked_batches: i64,
+    /// Highest batch sequence sent to the peer.
+    pub last_sent_seq: i64,
+    /// Highest batch sequence the peer acknowledged with a valid receipt.
+    pub last_acked_seq: i64,
+    /// Age in seconds of the oldest change still waiting for this peer (0 when none).
+    pub lag_seconds: i64,
+    /// Consecutive failed pushes.
+    pub failures: i64,
+    /// The last push error, until the next success.
+    pub last_error: Option<String>,
+    /// When a batch was last sent.
+    pub last_sent_at: Option<NaiveDateTime>,
+    /// When the peer last acknowledged a batch.
+    pub last_acked_at: Option<NaiveDateTime>,
+    /// Changes the peer parked in its dead-letter store, per its receipts.
+    pub parked_at_peer: i64,
+    /// Highest batch sequence received from the peer and applied here.
+    pub last_received_seq: i64,
+}
+
 /// An encounter (visit or stay) with its diagnoses.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EncounterView {

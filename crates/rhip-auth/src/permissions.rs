@@ -28,6 +28,8 @@ pub enum Permission {
     ReadSubmissions,
     /// Read counts of a region.
     ReadStats,
+    /// Read the node's federation link status.
+    ReadFederation,
 }
 
 /// Whether `role` may perform `permission` (within its scope).
@@ -45,6 +47,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         SubmitRecords => matches!(role, HospitalSystem),
         ReadSubmissions => matches!(role, HospitalSystem | Commission | NodeAdmin),
         ReadStats => matches!(role, Commission),
+        ReadFederation => matches!(role, Commission | NodeAdmin | Auditor),
     }
 }
 

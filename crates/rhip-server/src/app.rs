@@ -72,8 +72,8 @@ impl Application {
     pub fn build(settings: Settings) -> Result<Application, StartError> {
         let store = open_store(&settings)?;
         let key = load_key(&settings)?;
-        let federation = crate::federation::build(&settings, store.clone(), load_key(&settings)?)
-            .map_err(StartError::Config)?;
+        let federation =
+            crate::federation::build(&settings, store.clone(), load_key(&settings)?).map_err(StartError::Config)?;
         let mut verifier = Verifier::new();
         verifier.trust(key.public_key(), settings.node.region.as_str());
         let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
@@ -87,6 +87,7 @@ impl Application {
             name: settings.node_name(),
             parent: settings.node.parent.clone(),
             metrics: Arc::new(metrics),
+            federation: federation.as_ref().map(|f| f.context.clone()),
         };
         let listener = TcpListener::bind(settings.api.listen)
             .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen)))?;

@@ -3,17 +3,13 @@
 
 use crate::federation::push::Pusher;
 use crate::settings::Settings;
-use std::sync::Arc;
 use crate::state::AppState;
 use anyhow::Context;
+use std::sync::Arc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 /// Starts every scheduled job of the node.
-pub async fn start(
-    settings: &Settings,
-    state: AppState,
-    pusher: Option<Arc<Pusher>>,
-) -> anyhow::Result<JobScheduler> {
+pub async fn start(settings: &Settings, state: AppState, pusher: Option<Arc<Pusher>>) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await.context("job scheduler")?;
     if let (Some(pusher), Some(federation)) = (pusher, &settings.federation) {
         let schedule = federation.push_schedule.as_str();

@@ -25,6 +25,12 @@ pub struct Metrics {
     pub mllp_connections: prometheus::IntGauge,
     /// CDA documents submitted, by outcome (`stored`, `repeated`, `refused`).
     pub documents: IntCounterVec,
+    /// Per federation link, by peer and measure (`pending_changes`,
+    /// `unacked_batches`, `last_sent_seq`, `last_acked_seq`, `lag_seconds`,
+    /// `failures`, `parked_at_peer`).
+    pub federation_links: IntGaugeVec,
+    /// Changes parked here (dead letters not yet resolved).
+    pub federation_dead_letters: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -49,6 +55,12 @@ impl Metrics {
         let documents =
             IntCounterVec::new(Opts::new("documents_total", "CDA documents submitted, by outcome"), &["outcome"])?;
         let mllp_connections = prometheus::IntGauge::new("mllp_connections", "Open MLLP connections")?;
+        let federation_links = IntGaugeVec::new(
+            Opts::new("federation_link", "Federation link state, by peer and measure"),
+            &["peer", "measure"],
+        )?;
+        let federation_dead_letters =
+            prometheus::IntGauge::new("federation_dead_letters", "Changes parked here, not yet re-applied")?;
         let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(http_requests.clone()))?;
@@ -60,6 +72,8 @@ impl Metrics {
         registry.register(Box::new(hl7_messages.clone()))?;
         registry.register(Box::new(mllp_connections.clone()))?;
         registry.register(Box::new(documents.clone()))?;
+        registry.register(Box::new(federation_links.clone()))?;
+        registry.register(Box::new(federation_dead_letters.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -70,6 +84,8 @@ impl Metrics {
             hl7_messages,
             mllp_connections,
             documents,
+            federation_links,
+            federation_dead_letters,
         })
     }
 
@@ -95,5 +111,25 @@ impl Metrics {
         ] {
             self.records.with_label_values(&[table]).set(value);
         }
+    }
+}
+
+impl Metrics {
+    /// Stores a fresh view of the federation links in the gauges.
+    pub fn set_federation(&self, status: &rhip_api_types::FederationStatus) {
+        for link in &status.links {
+            for (measure, value) in [
+                ("pending_changes", link.pending_changes),
+                ("unacked_batches", link.unacked_batches),
+                ("last_sent_seq", link.last_sent_seq),
+                ("last_acked_seq", link.last_acked_seq),
+                ("lag_seconds", link.lag_seconds),
+                ("failures", link.failures),
+                ("parked_at_peer", link.parked_at_peer),
+            ] {
+                self.federation_links.with_label_values(&[&link.peer, measure]).set(value);
+            }
+        }
+        self.federation_dead_letters.set(status.dead_letters);
     }
 }

@@ -258,6 +258,24 @@ fn default_retry_max_ms() -> u64 {
 }
 
 impl FederationSettings {
+    /// Settings listening on `listen` with every default and no peers.
+    pub fn on(listen: SocketAddr) -> FederationSettings {
+        FederationSettings {
+            listen,
+            tls_cert: None,
+            tls_key: None,
+            ca: None,
+            trust_dir: None,
+            batch_size: default_batch_size(),
+            push_schedule: default_push_schedule(),
+            reconcile_schedule: default_reconcile_schedule(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            retention: RetentionSettings::default(),
+            peers: Vec::new(),
+        }
+    }
+
     fn check(&self, me: RegionCode) -> Result<(), ConfigError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError(
@@ -270,9 +288,10 @@ impl FederationSettings {
                     .into(),
             ));
         }
-        for (name, expression) in
-            [("federation.push_schedule", &self.push_schedule), ("federation.reconcile_schedule", &self.reconcile_schedule)]
-        {
+        for (name, expression) in [
+            ("federation.push_schedule", &self.push_schedule),
+            ("federation.reconcile_schedule", &self.reconcile_schedule),
+        ] {
             check_cron(name, expression)?;
         }
         if self.batch_size == 0 {
@@ -281,8 +300,7 @@ impl FederationSettings {
         if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
             return Err(ConfigError("federation.retry_base_ms must be at least 1 and at most retry_max_ms".into()));
         }
-        for (name, value) in
-            [("did", &self.retention.did), ("ehr", &self.retention.ehr), ("emr", &self.retention.emr)]
+        for (name, value) in [("did", &self.retention.did), ("ehr", &self.retention.ehr), ("emr", &self.retention.emr)]
         {
             if let Some(value) = value {
                 if !matches!(value.as_str(), "full" | "index" | "none") {
@@ -327,7 +345,9 @@ impl FederationSettings {
 
 fn check_cron(name: &str, expression: &str) -> Result<(), ConfigError> {
     if expression.split_whitespace().count() != 6 {
-        return Err(ConfigError(format!("{name}: {expression:?} is not a cron expression with six fields (seconds first)")));
+        return Err(ConfigError(format!(
+            "{name}: {expression:?} is not a cron expression with six fields (seconds first)"
+        )));
     }
     Ok(())
 }

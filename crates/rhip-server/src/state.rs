@@ -24,4 +24,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The group-commit writer every HL7 message goes through.
     pub ingest: crate::ingest::Writer,
+    /// The federation side, when the node has peers.
+    pub federation: Option<Arc<crate::federation::context::FederationContext>>,
 }

@@ -93,6 +93,8 @@ pub struct AuditQuery {
     pub facility_code: Option<String>,
     /// Entries with this outcome.
     pub outcome: Option<String>,
+    /// Entries of this action (`read`, `connect`, `federation_apply`, ...).
+    pub action: Option<String>,
     /// At or after.
     pub from: Option<NaiveDateTime>,
     /// Before.
@@ -141,6 +143,9 @@ impl Tx<'_> {
         }
         if let Some(outcome) = &query.outcome {
             select = select.filter(audit_log::outcome.eq(outcome.clone()));
+        }
+        if let Some(action) = &query.action {
+            select = select.filter(audit_log::action.eq(action.clone()));
         }
         if let Some(from) = query.from {
             select = select.filter(audit_log::occurred_at.ge(from));

@@ -43,6 +43,24 @@ use sha2::{Digest, Sha256};
 /// Digest that stands before the first batch of every chain.
 pub const GENESIS_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// What waits on a link: changes not yet examined for it, and cut batches
+/// not yet acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkBacklog {
+    /// Changes after the cut cursor (an upper bound: some may not route here).
+    pub unexamined: i64,
+    /// Batches cut and not acknowledged.
+    pub unacked_batches: i64,
+    /// Changes in those batches.
+    pub unacked_changes: i64,
+    /// When the oldest waiting change was recorded, for the lag.
+    pub oldest_pending_at: Option<NaiveDateTime>,
+    /// Changes the peer reported parked in its receipts.
+    pub parked_at_peer: i64,
+    /// Highest batch sequence sent (0 when none).
+    pub last_sent_seq: i64,
+}
+
 /// One peer link as stored: the cut cursor and the acknowledged chain end.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = fed_links)]
@@ -548,6 +566,69 @@ impl Tx<'_> {
         Ok(acked)
     }
 
+    /// Remembers how many changes of an acknowledged batch the peer parked
+    /// (from its receipt), so this side's status shows them too.
+    pub fn note_parked_at_peer(&mut self, peer: &str, seq: i64, parked: i64) -> Result<(), StoreError> {
+        diesel::update(fed_batches_out::table.find((peer, seq)))
+            .set(fed_batches_out::parked_at_peer.eq(parked))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// What is waiting on a link, for status and metrics.
+    pub fn link_backlog(&mut self, peer: &str) -> Result<LinkBacklog, StoreError> {
+        let cut = self.link(peer)?.map_or(0, |link| link.cut_seq);
+        let not_from_peer = change_log::received_from.is_null().or(change_log::received_from.ne(peer));
+        let (unexamined, oldest_unexamined): (i64, Option<NaiveDateTime>) = change_log::table
+            .filter(change_log::seq.gt(cut))
+            .filter(not_from_peer)
+            .select((diesel::dsl::count_star(), diesel::dsl::min(change_log::created_at)))
+            .get_result(self.conn)?;
+        let (unacked_batches, unacked_changes, oldest_unacked): (i64, Option<i64>, Option<NaiveDateTime>) =
+            fed_batches_out::table
+                .filter(fed_batches_out::peer_region.eq(peer))
+                .filter(fed_batches_out::acked_at.is_null())
+                .select((
+                    diesel::dsl::count_star(),
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+                        "CAST(SUM(record_count) AS BIGINT)",
+                    ),
+                    diesel::dsl::min(fed_batches_out::created_at),
+                ))
+                .get_result(self.conn)?;
+        let parked_at_peer: Option<i64> = fed_batches_out::table
+            .filter(fed_batches_out::peer_region.eq(peer))
+            .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+                "CAST(SUM(parked_at_peer) AS BIGINT)",
+            ))
+            .get_result(self.conn)?;
+        let last_sent_seq: Option<i64> = fed_batches_out::table
+            .filter(fed_batches_out::peer_region.eq(peer))
+            .filter(fed_batches_out::sent_at.is_not_null())
+            .select(diesel::dsl::max(fed_batches_out::seq))
+            .get_result(self.conn)?;
+        let oldest = match (oldest_unexamined, oldest_unacked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(LinkBacklog {
+            unexamined,
+            unacked_batches,
+            unacked_changes: unacked_changes.unwrap_or(0),
+            oldest_pending_at: oldest,
+            parked_at_peer: parked_at_peer.unwrap_or(0),
+            last_sent_seq: last_sent_seq.unwrap_or(0),
+        })
+    }
+
+    /// Every peer's inbound chain end: (peer, last sequence applied, when).
+    pub fn inbound_states(&mut self) -> Result<Vec<(String, i64, NaiveDateTime)>, StoreError> {
+        Ok(fed_inbound::table
+            .order(fed_inbound::peer_region.asc())
+            .select((fed_inbound::peer_region, fed_inbound::last_seq, fed_inbound::updated_at))
+            .load(self.conn)?)
+    }
+
     /// Deletes acknowledged batches of a peer except the last `keep_last`
     /// of them (kept for diagnosis); returns how many went.
     pub fn prune_acked_batches(&mut self, peer: &str, keep_last: i64) -> Result<usize, StoreError> {
@@ -631,6 +712,17 @@ impl Tx<'_> {
     /// The receipt an applied inbound batch got (a replay is answered with it).
     pub fn inbound_receipt(&mut self, peer: &str, seq: i64) -> Result<Option<String>, StoreError> {
         Ok(fed_batches_in::table.find((peer, seq)).select(fed_batches_in::receipt).get_result(self.conn).optional()?)
+    }
+
+    /// The digest and receipt of an inbound batch already applied, so a
+    /// replay is answered with the same receipt and a forged replay (same
+    /// sequence, other bytes) is told apart.
+    pub fn inbound_batch(&mut self, peer: &str, seq: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(fed_batches_in::table
+            .find((peer, seq))
+            .select((fed_batches_in::digest, fed_batches_in::receipt))
+            .get_result(self.conn)
+            .optional()?)
     }
 
     // ---------------------------------------------------------------- apply

@@ -42,7 +42,8 @@ pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDoc
 pub use error::StoreError;
 pub use facilities::{FacilityRecord, NewFacility};
 pub use federation::{
-    ApplyOutcome, DeadLetter, LinkRecord, NewOutboundBatch, OutboundBatch, RemoteChange, RemoteKeep, GENESIS_DIGEST,
+    ApplyOutcome, DeadLetter, LinkBacklog, LinkRecord, NewOutboundBatch, OutboundBatch, RemoteChange, RemoteKeep,
+    GENESIS_DIGEST,
 };
 pub use ingest::{NewSubmission, SubmissionQuery, SubmissionRecord};
 pub use linking::{DemographicsChange, LinkRule, Linked, ReviewItem};

@@ -261,6 +261,7 @@ impl Tx<'_> {
         owners: Vec<Option<Option<String>>>,
         submission_id: Option<&str>,
     ) -> Result<(), StoreError> {
+        let mut added = false;
         for (identifier, owner) in identifiers.iter().zip(owners) {
             let owner = match owner {
                 Some(owner) => owner,
@@ -290,13 +291,20 @@ impl Tx<'_> {
                         Ok(())
                     });
                     match inserted {
-                        Ok(()) => {}
+                        Ok(()) => added = true,
                         // A concurrent submission attached it first; the next message sees the owner.
                         Err(StoreError::Conflict(_)) => {}
                         Err(other) => return Err(other),
                     }
                 }
             }
+        }
+        if added {
+            // Identifiers travel with the person: peers add the ones they lack.
+            let record = self.person_record(person_id)?;
+            let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let hlc = self.tick().encode();
+            self.record_change("person", person_id, "update", Some((person_id, &record.home_region)), &hlc, &payload)?;
         }
         Ok(())
     }

@@ -401,6 +401,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         acked_at -> Nullable<Timestamp>,
         receipt -> Nullable<Text>,
+        parked_at_peer -> BigInt,
     }
 }
 

@@ -89,6 +89,8 @@ CREATE TABLE fed_batches_out (
     sent_at TIMESTAMP,
     acked_at TIMESTAMP,
     receipt TEXT,
+    -- Changes the peer parked (dead-lettered) in this batch, from its receipt.
+    parked_at_peer BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (peer_region, seq)
 );
 

@@ -137,7 +137,7 @@ impl FederationContext {
             let last_seq = u64::try_from(last_seq).unwrap_or(0);
             match check_sequence(last_seq, &last_digest, &batch.manifest) {
                 Sequencing::Replay => {
-                    let stored = tx.inbound_receipt(peer.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
+                    let stored = tx.inbound_batch(peer.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
                     return Ok(match stored {
                         Some((digest, receipt)) if digest == batch.digest => Answer::Receipt(receipt),
                         Some(_) => Answer::refused(
@@ -199,7 +199,7 @@ impl FederationContext {
                 &batch.digest,
                 &signed,
             )?;
-            tx.audit(&NewAuditEntry {
+            tx.append_audit(&NewAuditEntry {
                 actor: format!("node:{peer}"),
                 actor_region: Some(peer.to_string()),
                 action: "federation_apply".into(),
@@ -242,7 +242,7 @@ impl FederationContext {
 
     fn audit_refusal(&self, peer: RegionCode, code: &str, detail: &str, batch: Option<&str>) {
         let written = self.store.write(|tx| {
-            tx.audit(&NewAuditEntry {
+            tx.append_audit(&NewAuditEntry {
                 actor: format!("node:{peer}"),
                 actor_region: Some(peer.to_string()),
                 action: "federation_apply".into(),

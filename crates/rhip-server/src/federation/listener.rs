@@ -65,15 +65,12 @@ pub fn bind(
 }
 
 /// Writes TLS-level refusals to the audit log as they come.
-pub async fn audit_refusals(
-    store: rhip_store::Store,
-    mut refusals: tokio::sync::mpsc::UnboundedReceiver<Refusal>,
-) {
+pub async fn audit_refusals(store: rhip_store::Store, mut refusals: tokio::sync::mpsc::UnboundedReceiver<Refusal>) {
     while let Some(refusal) = refusals.recv().await {
         let store = store.clone();
         let written = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
-                tx.audit(&NewAuditEntry {
+                tx.append_audit(&NewAuditEntry {
                     actor: format!("peer:{}", refusal.subject.as_deref().unwrap_or("unknown")),
                     actor_region: refusal.region.clone(),
                     action: "connect".into(),
@@ -121,11 +118,7 @@ async fn hello(request: HttpRequest, context: web::Data<FederationContext>) -> H
     HttpResponse::Ok().json(context.hello())
 }
 
-async fn receive_batch(
-    request: HttpRequest,
-    body: web::Bytes,
-    context: web::Data<FederationContext>,
-) -> HttpResponse {
+async fn receive_batch(request: HttpRequest, body: web::Bytes, context: web::Data<FederationContext>) -> HttpResponse {
     let Some(peer) = peer_of(&request) else {
         return problem(StatusCode::FORBIDDEN, "no_peer", "no peer certificate".into(), serde_json::json!({}));
     };

@@ -154,3 +154,40 @@ pub fn policy(settings: &Settings) -> Result<rhip_federation::RetentionPolicy, S
     };
     Ok(rhip_federation::RetentionPolicy::default_for(settings.node.region.tier()).with(overrides))
 }
+
+/// The status of every link, from the store (no peer is asked).
+pub fn status(
+    tx: &mut rhip_store::Tx<'_>,
+    context: &context::FederationContext,
+) -> Result<rhip_api_types::FederationStatus, rhip_store::StoreError> {
+    let now = chrono::Utc::now().naive_utc();
+    let inbound = tx.inbound_states()?;
+    let mut links = Vec::new();
+    for record in tx.links()? {
+        let backlog = tx.link_backlog(&record.peer_region)?;
+        let lag = backlog.oldest_pending_at.map_or(0, |oldest| (now - oldest).num_seconds().max(0));
+        links.push(rhip_api_types::LinkStatus {
+            url: context.peers.iter().find(|p| p.region.as_str() == record.peer_region).map(|p| p.url.clone()),
+            pending_changes: backlog.unexamined + backlog.unacked_changes,
+            unacked_batches: backlog.unacked_batches,
+            last_sent_seq: backlog.last_sent_seq,
+            last_acked_seq: record.last_acked_seq,
+            lag_seconds: lag,
+            failures: record.failures,
+            last_error: record.last_error.clone(),
+            last_sent_at: record.last_sent_at,
+            last_acked_at: record.last_acked_at,
+            parked_at_peer: backlog.parked_at_peer,
+            last_received_seq: inbound.iter().find(|(peer, _, _)| *peer == record.peer_region).map_or(0, |i| i.1),
+            direction: record.direction,
+            peer: record.peer_region,
+        });
+    }
+    links.sort_by_key(|l| (l.direction != "parent", l.peer.clone()));
+    Ok(rhip_api_types::FederationStatus {
+        region: context.me.to_string(),
+        retention: serde_json::to_value(context.policy).unwrap_or_default(),
+        links,
+        dead_letters: tx.dead_letter_count()?,
+    })
+}

@@ -96,13 +96,16 @@ impl Pusher {
             links.insert(peer.region.to_string(), LinkState { agent, policy: None, next_attempt: None, failures: 0 });
         }
         let pusher = Pusher { context, links: Mutex::new(links), busy: Mutex::new(()), retry_base, retry_max };
-        pusher.context.store.write(|tx| {
-            for peer in &pusher.context.peers {
-                tx.ensure_link(peer.region.as_str(), peer.direction.as_str())?;
-            }
-            Ok(())
-        })
-        .map_err(|e| format!("federation links: {e}"))?;
+        pusher
+            .context
+            .store
+            .write(|tx| {
+                for peer in &pusher.context.peers {
+                    tx.ensure_link(peer.region.as_str(), peer.direction.as_str())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("federation links: {e}"))?;
         Ok(pusher)
     }
 
@@ -144,7 +147,8 @@ impl Pusher {
                 link.next_attempt = Some(Instant::now() + delay);
                 tracing::warn!(peer = %peer.region, %error, retry_in_ms = delay.as_millis() as u64, "federation push failed");
                 let message = error.to_string();
-                if let Err(error) = self.context.store.write(|tx| tx.note_link_failure(peer.region.as_str(), &message)) {
+                if let Err(error) = self.context.store.write(|tx| tx.note_link_failure(peer.region.as_str(), &message))
+                {
                     tracing::warn!(%error, "link failure not recorded");
                 }
             }
@@ -208,9 +212,10 @@ impl Pusher {
             for batch in unacked {
                 let seq = u64::try_from(batch.seq).unwrap_or(0);
                 match self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest) {
-                    Ok(receipt) => {
+                    Ok((receipt, parked)) => {
                         self.context.store.write(|tx| {
-                            tx.ack_batches(peer.region.as_str(), batch.seq, &batch.digest, &receipt)
+                            tx.ack_batches(peer.region.as_str(), batch.seq, &batch.digest, &receipt)?;
+                            tx.note_parked_at_peer(peer.region.as_str(), batch.seq, parked)
                         })?;
                         report.acked += 1;
                         report.changes += u64::try_from(batch.record_count).unwrap_or(0);
@@ -259,9 +264,13 @@ impl Pusher {
                 let mut change = to_wire(change)?;
                 if change.entity == "document" && change.op == "create" {
                     change = if route.content {
-                        match (change.has_content(), tx.document_content(&change.entity_id)?) {
-                            (false, Some(bytes)) => change.with_content(&bytes),
-                            _ => change,
+                        match change.has_content() {
+                            true => change,
+                            false => match tx.document_content(&change.entity_id) {
+                                Ok(bytes) => change.with_content(&bytes),
+                                Err(StoreError::NotFound(_)) => change,
+                                Err(error) => return Err(error),
+                            },
                         }
                     } else {
                         change.without_content()
@@ -310,15 +319,27 @@ impl Pusher {
         Ok(cut.is_some())
     }
 
-    /// Posts one batch and checks the receipt; returns the receipt JWS.
-    fn send(&self, peer: &Peer, seq: u64, manifest: &str, payload: &[u8], digest: &str) -> Result<String, PushError> {
+    /// Posts one batch and checks the receipt; returns the receipt JWS and
+    /// how many changes the peer parked.
+    fn send(
+        &self,
+        peer: &Peer,
+        seq: u64,
+        manifest: &str,
+        payload: &[u8],
+        digest: &str,
+    ) -> Result<(String, i64), PushError> {
         let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
         let result = agent
             .post(&format!("{}/federation/v1/batches", peer.url))
             .set(MANIFEST_HEADER, manifest)
             .set("content-type", "application/json")
             .send_bytes(payload);
-        if let Err(error) = self.context.store.write(|tx| tx.mark_batch_sent(peer.region.as_str(), seq as i64)) {
+        let sent = self.context.store.write(|tx| {
+            tx.mark_batch_sent(peer.region.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
+            tx.note_link_sent(peer.region.as_str())
+        });
+        if let Err(error) = sent {
             tracing::warn!(%error, "batch send not recorded");
         }
         let response = match result {
@@ -346,7 +367,7 @@ impl Pusher {
         if !checked.parked.is_empty() {
             tracing::warn!(peer = %peer.region, seq, parked = checked.parked.len(), "peer parked changes");
         }
-        Ok(receipt)
+        Ok((receipt, i64::try_from(checked.parked.len()).unwrap_or(i64::MAX)))
     }
 }
 

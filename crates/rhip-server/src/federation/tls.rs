@@ -123,8 +123,11 @@ struct PeerClientVerifier {
 
 impl PeerClientVerifier {
     fn refuse(&self, cert: &CertificateDer<'_>, reason: String) -> rustls::Error {
-        let refusal =
-            Refusal { subject: subject_of(cert), region: region_of(cert).map(|r| r.to_string()), reason: reason.clone() };
+        let refusal = Refusal {
+            subject: subject_of(cert),
+            region: region_of(cert).map(|r| r.to_string()),
+            reason: reason.clone(),
+        };
         tracing::warn!(subject = ?refusal.subject, region = ?refusal.region, %reason, "federation peer refused");
         // The receiver is gone only while the node shuts down.
         let _ = self.refusals.send(refusal);

@@ -24,6 +24,8 @@ pub struct AuditParams {
     pub facility: Option<String>,
     /// `success`, `denied`, `not_found`.
     pub outcome: Option<String>,
+    /// `read`, `search`, `create`, `connect`, `federation_apply`, ...
+    pub action: Option<String>,
     /// From this time (RFC 3339), inclusive.
     pub from: Option<String>,
     /// Until this time (RFC 3339), exclusive.
@@ -61,6 +63,7 @@ pub async fn query(
         actor: params.actor.clone(),
         facility_code: params.facility.clone(),
         outcome: params.outcome.clone(),
+        action: params.action.clone(),
         from,
         to,
         limit,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod documents;
 pub mod facilities;
+pub mod federation;
 pub mod health;
 pub mod hl7v2;
 pub mod me;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/submissions", web::get().to(submissions::list))
                 .route("/review-queue", web::get().to(submissions::review_queue))
                 .route("/stats/summary", web::get().to(stats::summary))
+                .route("/federation/status", web::get().to(federation::status))
                 .route("/me", web::get().to(me::me))
                 .route("/me/ehr", web::get().to(me::ehr))
                 .route("/me/documents", web::get().to(me::documents))

@@ -11,7 +11,7 @@ use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use rhip_server::settings::FederationSettings;
+use rhip_server::settings::{FederationSettings, PeerSettings};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -118,12 +118,26 @@ fn generate(topology: &Topology, out: &Path) -> Result<FederationSummary, Failur
     for node in &topology.nodes {
         let folder = out.join(node.region.as_str());
         let parent_url = node.parent.and_then(|p| topology.node(p)).map(|p| format!("http://{}", p.api));
+        let mut peers: Vec<PeerSettings> = node
+            .parent
+            .and_then(|p| topology.node(p))
+            .map(|p| PeerSettings { region: p.region, url: format!("https://{}", p.federation) })
+            .into_iter()
+            .collect();
+        peers.extend(
+            topology
+                .children(node.region)
+                .iter()
+                .map(|c| PeerSettings { region: c.region, url: format!("https://{}", c.federation) }),
+        );
         let federation = FederationSettings {
             listen: node.federation,
             tls_cert: Some(PathBuf::from("tls/node.crt")),
             tls_key: Some(PathBuf::from("tls/node.key")),
             ca: Some(PathBuf::from("tls/ca.crt")),
             trust_dir: Some(PathBuf::from("trust")),
+            peers,
+            ..FederationSettings::on(node.federation)
         };
         let spec = NodeSpec {
             region: node.region,
