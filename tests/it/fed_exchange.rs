@@ -279,3 +279,272 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// A CA like the one `rhip federation init` writes, rebuilt from its key so
+/// the test can issue certificates the federation's nodes would trust.
+fn federation_ca(fed: &Federation) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(fed.out.join("ca/ca.key")).unwrap()).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = names("test federation CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    (cert, key)
+}
+
+fn names(common_name: &str) -> rcgen::DistinguishedName {
+    let mut names = rcgen::DistinguishedName::new();
+    names.push(rcgen::DnType::CommonName, common_name);
+    names.push(rcgen::DnType::OrganizationName, "test federation");
+    names
+}
+
+/// A node certificate for `region`, valid from `first` to `last` (days from today).
+fn node_certificate(region: &str, ca: &(rcgen::Certificate, rcgen::KeyPair), days: (i64, i64)) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = names(region);
+    params.subject_alt_names = vec![
+        rcgen::SanType::URI(format!("urn:rhip:region:{region}").try_into().unwrap()),
+        rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()),
+    ];
+    params.extended_key_usages =
+        vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let today = chrono::Utc::now().date_naive();
+    let at = |offset: i64| {
+        use chrono::Datelike;
+        let day = today + chrono::Duration::days(offset);
+        rcgen::date_time_ymd(day.year(), day.month() as u8, day.day() as u8)
+    };
+    params.not_before = at(days.0);
+    params.not_after = at(days.1);
+    let cert = params.signed_by(&key, &ca.0, &ca.1).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A client presenting `cert`/`key`, trusting the federation's CA for the server.
+fn agent_with(fed: &Federation, (cert, key): &(String, String)) -> ureq::Agent {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(fed.out.join("ca/ca.crt")).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    ureq::AgentBuilder::new().tls_config(std::sync::Arc::new(config)).timeout(Duration::from_secs(10)).build()
+}
+
+#[test]
+fn only_the_parent_and_children_get_through_the_federation_listener() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    let hangzhou = fed.start("330100");
+    let hello = format!("https://{}/federation/v1/hello", fed.address("330100"));
+
+    // The real child gets in and learns who it speaks to.
+    let answer: Value = peer_agent(&fed.folder("330106").join("tls")).get(&hello).call().unwrap().into_json().unwrap();
+    assert_eq!(answer["region"], "330100");
+    assert_eq!(answer["schema_versions"], json!([1]));
+    assert_eq!(answer["retention"]["emr"], "full");
+
+    let ours = federation_ca(&fed);
+    let (stranger_ca, stranger_key) = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = names("test federation CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        (params.self_signed(&key).unwrap(), key)
+    };
+    let refused = [
+        ("another CA", node_certificate("330106", &(stranger_ca, stranger_key), (-1, 30))),
+        ("expired", node_certificate("330106", &ours, (-30, -1))),
+        ("not a peer", node_certificate("330108", &ours, (-1, 30))),
+    ];
+    for (what, cert) in &refused {
+        let result = agent_with(&fed, cert).get(&hello).call();
+        assert!(matches!(result, Err(ureq::Error::Transport(_))), "{what}: {result:?}");
+    }
+    // Without any certificate.
+    let bare = ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new({
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(rustls::pki_types::CertificateDer::from_pem_file(fed.out.join("ca/ca.crt")).unwrap()).unwrap();
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }))
+        .build();
+    assert!(bare.get(&hello).call().is_err());
+    // Plain HTTP to the federation port is not spoken.
+    assert!(ureq::get(&format!("http://{}/federation/v1/hello", fed.address("330100"))).call().is_err());
+    // The listener still serves its peer after all that.
+    assert!(peer_agent(&fed.folder("330106").join("tls")).get(&hello).call().is_ok());
+
+    let auditor = fed.token("330100", "auditor");
+    let audit = eventually("refusals audited", WAIT, || {
+        let audit = get_json(&hangzhou, "/api/v1/audit?action=connect&outcome=denied", &auditor);
+        (audit["items"].as_array().unwrap().len() >= 3).then_some(audit)
+    });
+    let details: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|e| e["detail"].as_str()).collect();
+    assert!(details.iter().any(|d| d.contains("region 330108 is not a peer")), "{details:?}");
+    assert!(details.iter().any(|d| d.to_lowercase().contains("expired")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("certificate refused")), "{details:?}");
+    hangzhou.terminate();
+}
+
+const DEMO: [(&str, Option<&str>); 8] = [
+    ("000000", None),
+    ("330000", Some("000000")),
+    ("330100", Some("330000")),
+    ("330106", Some("330100")),
+    ("330108", Some("330100")),
+    ("440000", Some("000000")),
+    ("440100", Some("440000")),
+    ("440106", Some("440100")),
+];
+
+#[test]
+fn a_xihu_resident_treated_in_tianhe_reaches_xihu_through_the_national_node() {
+    let Some(fed) = Federation::init(&DEMO, Backend::Sqlite) else { return };
+    fed.add_facility("440106", "H440106001");
+    let nodes: Vec<(&str, Node)> = DEMO.iter().map(|(region, _)| (*region, fed.start(region))).collect();
+    let node = |region: &str| &nodes.iter().find(|(r, _)| *r == region).unwrap().1;
+    let id_number = citizen_id("330106", 17);
+    send(node("440106"), &admission("H440106001", "T1", "MRN-T1", &id_number, "330106", "V-T1"));
+    let at_xihu = fed.token("330106", "commission");
+    let empi = eventually("the Tianhe encounter at Xihu", WAIT, || {
+        let found = persons_with(node("330106"), &at_xihu, &id_number);
+        let person = found.first()?;
+        let empi = person["empi_id"].as_str()?.to_string();
+        (encounters_of(node("330106"), &at_xihu, &empi).len() == 1).then_some(empi)
+    });
+    // Commissions see their own residents; elsewhere the treating hospital's clinicians
+    // see the patient (the facility travels up with the records).
+    let tokens: Vec<(&str, String)> = DEMO
+        .iter()
+        .map(|(r, _)| {
+            let token = if ["000000", "330000", "330100", "330106", "330108"].contains(r) {
+                fed.token(r, "commission")
+            } else {
+                fed.token_with(r, "clinician", &["--facility", "H440106001"])
+            };
+            (*r, token)
+        })
+        .collect();
+    let token = |region: &str| tokens.iter().find(|(r, _)| *r == region).unwrap().1.as_str();
+
+    // Every node on the path holds the person and the encounter exactly once; Binjiang,
+    // off the path, holds nothing.
+    for region in ["440106", "440100", "440000", "000000", "330000", "330100", "330106"] {
+        let found = persons_with(node(region), token(region), &id_number);
+        assert_eq!(found.len(), 1, "{region}: {found:?}");
+        assert_eq!(found[0]["empi_id"], empi.as_str(), "{region}");
+        assert_eq!(found[0]["home_region"], "330106", "{region}");
+        assert_eq!(encounters_of(node(region), token(region), &empi).len(), 1, "{region}");
+    }
+    for region in DEMO.iter().map(|(r, _)| *r) {
+        quiet(node(region), &fed.token(region, "node_admin"));
+    }
+    assert!(persons_with(node("330108"), token("330108"), &id_number).is_empty());
+    // The encounter came home the long way and went nowhere twice.
+    let xihu = get_json(node("330106"), "/api/v1/federation/status", token("330106"));
+    assert!(link(&xihu, "330100")["last_received_seq"].as_i64().unwrap() >= 1, "{xihu}");
+    assert_eq!(link(&xihu, "330100")["last_sent_seq"], 0, "Xihu sends nothing back up: {xihu}");
+    let national = get_json(node("000000"), "/api/v1/federation/status", &fed.token("000000", "node_admin"));
+    assert_eq!(national["retention"]["emr"], "index");
+    for (_, node) in nodes {
+        node.terminate();
+    }
+}
+
+#[test]
+fn a_parent_that_is_down_or_killed_loses_nothing() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    fed.add_facility("330106", "H330106001");
+    let xihu = fed.start("330106");
+    let at_xihu = fed.token("330106", "commission");
+    // Odd sequences: the messages say the patients are men (GB 11643).
+    let ids: Vec<String> = (0..60).map(|i| citizen_id("330106", 101 + 2 * i)).collect();
+    let mut mllp = Mllp::connect(xihu.mllp.as_deref().unwrap());
+    for (i, id) in ids.iter().enumerate().take(30) {
+        let ack = mllp.send(&admission(
+            "H330106001",
+            &format!("D{i}"),
+            &format!("MRN-D{i}"),
+            id,
+            "330106",
+            &format!("V-D{i}"),
+        ));
+        assert_eq!(ack.code(), "AA");
+    }
+    // The parent is down: the link reports failures and what waits.
+    let status = eventually("the failure reported", WAIT, || {
+        let status = get_json(&xihu, "/api/v1/federation/status", &at_xihu);
+        (link(&status, "330100")["failures"].as_i64().unwrap() >= 1).then_some(status)
+    });
+    let parent = link(&status, "330100");
+    assert!(parent["pending_changes"].as_i64().unwrap() >= 30, "{status}");
+    assert!(parent["last_error"].as_str().unwrap().contains("unreachable"), "{status}");
+    assert_eq!(parent["last_acked_seq"], 0);
+
+    // It comes back, is killed while batches flow, and comes back again.
+    let hangzhou = fed.start("330100");
+    for (i, id) in ids.iter().enumerate().skip(30) {
+        let ack = mllp.send(&admission(
+            "H330106001",
+            &format!("D{i}"),
+            &format!("MRN-D{i}"),
+            id,
+            "330106",
+            &format!("V-D{i}"),
+        ));
+        assert_eq!(ack.code(), "AA");
+        if i == 40 {
+            let mut killed = hangzhou;
+            killed.child.kill().unwrap();
+            killed.child.wait().unwrap();
+            break;
+        }
+    }
+    for (i, id) in ids.iter().enumerate().skip(41) {
+        let ack = mllp.send(&admission(
+            "H330106001",
+            &format!("D{i}"),
+            &format!("MRN-D{i}"),
+            id,
+            "330106",
+            &format!("V-D{i}"),
+        ));
+        assert_eq!(ack.code(), "AA");
+    }
+    let hangzhou = fed.start("330100");
+    let at_hangzhou = fed.token("330100", "commission");
+    quiet(&xihu, &at_xihu);
+    for id in &ids {
+        let found = persons_with(&hangzhou, &at_hangzhou, id);
+        assert_eq!(found.len(), 1, "{id}: {found:?}");
+        let empi = found[0]["empi_id"].as_str().unwrap();
+        assert_eq!(encounters_of(&hangzhou, &at_hangzhou, empi).len(), 1, "{id}");
+    }
+    let status = get_json(&xihu, "/api/v1/federation/status", &at_xihu);
+    assert_eq!(link(&status, "330100")["failures"], 0, "{status}");
+    assert!(link(&status, "330100")["last_error"].is_null(), "{status}");
+    xihu.terminate();
+    hangzhou.terminate();
+}

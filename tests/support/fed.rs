@@ -18,8 +18,13 @@ pub struct Federation {
     dbs: Vec<TestDb>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A free loopback port, held open by `held` until the topology is written
+/// so that no two nodes get the same one.
+fn free_port(held: &mut Vec<TcpListener>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    held.push(listener);
+    port
 }
 
 impl Federation {
@@ -30,16 +35,18 @@ impl Federation {
         let dir = tempfile::tempdir().unwrap();
         let mut topology = String::from("[federation]\nname = \"test federation\"\n");
         let mut nodes = Vec::new();
+        let mut held = Vec::new();
         for (region, parent) in spec {
-            let federation = format!("127.0.0.1:{}", free_port());
+            let federation = format!("127.0.0.1:{}", free_port(&mut held));
             topology.push_str(&format!(
                 "\n[[node]]\nregion = \"{region}\"\n{}api = \"127.0.0.1:{}\"\nmllp = \"127.0.0.1:{}\"\nfederation = \"{federation}\"\n",
                 parent.map(|p| format!("parent = \"{p}\"\n")).unwrap_or_default(),
-                free_port(),
-                free_port(),
+                free_port(&mut held),
+                free_port(&mut held),
             ));
             nodes.push((region.to_string(), federation));
         }
+        drop(held);
         let file = dir.path().join("topology.toml");
         std::fs::write(&file, topology).unwrap();
         let out = dir.path().join("fed");
@@ -87,8 +94,15 @@ impl Federation {
 
     /// `rhip token` at a node.
     pub fn token(&self, region: &str, role: &str) -> String {
+        self.token_with(region, role, &[])
+    }
+
+    /// `rhip token` at a node with extra arguments (`--facility F`, ...).
+    pub fn token_with(&self, region: &str, role: &str, extra: &[&str]) -> String {
         let config = self.config(region);
-        rhip_ok(&["token", "--config", config.to_str().unwrap(), "--role", role]).trim().to_string()
+        let mut args = vec!["token", "--config", config.to_str().unwrap(), "--role", role];
+        args.extend_from_slice(extra);
+        rhip_ok(&args).trim().to_string()
     }
 
     /// Registers a facility at a node (before it starts).
