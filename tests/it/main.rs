@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod documents;
 mod fed_exchange;
+mod fed_retry;
 mod fed_store;
 mod federation;
 mod hl7;

@@ -35,7 +35,7 @@ pub enum Command {
     /// Measure this machine: HL7 parsing, MLLP ingest against a running node.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Federation tools: turn a topology into node folders, keys and certificates.
+    /// Federation tools: node folders from a topology, parked remote changes.
     #[command(subcommand)]
     Federation(FederationCommand),
     /// Start a demo county node with sample persons and print how to query it.
@@ -86,6 +86,42 @@ pub enum FederationCommand {
     /// Create a federation CA and, per node of a topology, its config, keys,
     /// certificate and trusted peer keys.
     Init(FederationInitArgs),
+    /// List remote changes this node parked (unresolved ones unless --all).
+    DeadLetters(FederationDeadLettersArgs),
+    /// Apply parked remote changes again (after a fix); exits 0 even if some
+    /// stay parked.
+    Retry(FederationRetryArgs),
+}
+
+/// `rhip federation dead-letters`.
+#[derive(Debug, Args)]
+pub struct FederationDeadLettersArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Resolved (applied by a retry) dead letters too.
+    #[arg(long)]
+    pub all: bool,
+    /// At most this many, oldest first.
+    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip federation retry`.
+#[derive(Debug, Args)]
+pub struct FederationRetryArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Retry at most this many unresolved dead letters, oldest first.
+    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    /// Print `{"applied","parked","items"}` as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rhip federation init`.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod dead_letters;
 mod demo;
 mod facility;
 mod federation;
@@ -33,6 +34,8 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench(BenchCommand::CdaParse(args)) => bench::cda_parse(&args),
         Command::Bench(BenchCommand::Documents(args)) => bench::documents(&args),
         Command::Federation(FederationCommand::Init(args)) => federation::init(&args),
+        Command::Federation(FederationCommand::DeadLetters(args)) => dead_letters::list(&args),
+        Command::Federation(FederationCommand::Retry(args)) => dead_letters::retry(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
