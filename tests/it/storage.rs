@@ -297,7 +297,26 @@ fn person_details_upsert_and_merge(backend: Backend) {
     assert_eq!(codes(&b), ["1191", "70618"]);
 }
 
+/// Two processes of one node over PostgreSQL (two stores here): only one
+/// holds a job's lock at a time, and dropping it frees it. On SQLite the
+/// node is one process and the guard is free.
+fn one_process_runs_a_singleton_job(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let other = Store::open(&opened.url, RegionCode::parse("330106").unwrap(), &StoreOptions::default()).unwrap();
+    let held = opened.store.try_singleton("rhip:test:job").unwrap();
+    assert!(held.is_some());
+    let second = other.try_singleton("rhip:test:job").unwrap();
+    assert_eq!(second.is_some(), backend == Backend::Sqlite);
+    assert!(other.try_singleton("rhip:test:another-job").unwrap().is_some(), "locks are per name");
+    drop(second);
+    drop(held);
+    assert!(other.try_singleton("rhip:test:job").unwrap().is_some(), "released on drop");
+}
+
 both_backends! {
+    one_process_runs_a_singleton_job => super::one_process_runs_a_singleton_job;
     person_details_upsert_and_merge => super::person_details_upsert_and_merge;
     migrations_go_down_and_up_again => super::migrations_go_down_and_up_again;
     citizen_id_uniqueness_holds_under_concurrency => super::citizen_id_uniqueness_holds_under_concurrency;

@@ -43,6 +43,14 @@ pub async fn stop(mut scheduler: JobScheduler) {
 }
 
 async fn refresh_counts(state: AppState) {
+    if let Some(context) = state.federation.clone() {
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.read(|tx| crate::federation::status(tx, &context))).await {
+            Ok(Ok(status)) => state.metrics.set_federation(&status),
+            Ok(Err(error)) => tracing::warn!(%error, "federation gauges not refreshed"),
+            Err(error) => tracing::warn!(%error, "federation gauge job panicked"),
+        }
+    }
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.read(|tx| tx.estimated_counts())).await {
         Ok(Ok(counts)) => state.metrics.set_counts(&counts),

@@ -40,6 +40,7 @@ pub use details::{
 pub use diesel::result::Error as DieselError;
 pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use error::StoreError;
+
 pub use facilities::{FacilityRecord, NewFacility};
 pub use federation::{
     ApplyOutcome, DeadLetter, LinkBacklog, LinkRecord, NewOutboundBatch, OutboundBatch, RemoteChange, RemoteKeep,
@@ -160,10 +161,62 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a lock named `name` that only one process of a node can hold at
+    /// a time, without waiting: `None` when another process holds it. On
+    /// PostgreSQL it is a session advisory lock on a connection the guard
+    /// keeps out of the pool until dropped, so several `rhip serve` processes
+    /// over one database run a job like the batch push once. A SQLite
+    /// database has one node process, whose own jobs guard themselves, so
+    /// the guard there is free.
+    pub fn try_singleton(&self, name: &str) -> Result<Option<Singleton>, StoreError> {
+        use diesel::RunQueryDsl;
+        if self.backend() != Backend::Postgres {
+            return Ok(Some(Singleton { conn: None, name: name.to_string() }));
+        }
+        let mut conn = self.inner.pool.get()?;
+        #[derive(diesel::QueryableByName)]
+        struct Taken {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            taken: bool,
+        }
+        let taken = match &mut *conn {
+            DbConn::Pg(pg) => {
+                diesel::sql_query("SELECT pg_try_advisory_lock(hashtext($1)) AS taken")
+                    .bind::<diesel::sql_types::Text, _>(name)
+                    .get_result::<Taken>(pg)?
+                    .taken
+            }
+            DbConn::Sqlite(_) => true,
+        };
+        Ok(taken.then(|| Singleton { conn: Some(conn), name: name.to_string() }))
+    }
+
     /// Pool state for metrics: (connections, idle connections).
     pub fn pool_state(&self) -> (u32, u32) {
         let state = self.inner.pool.state();
         (state.connections, state.idle_connections)
+    }
+}
+
+/// A held [`Store::try_singleton`] lock; released when dropped.
+pub struct Singleton {
+    conn: Option<PooledConn>,
+    name: String,
+}
+
+impl Drop for Singleton {
+    fn drop(&mut self) {
+        use diesel::RunQueryDsl;
+        if let Some(conn) = self.conn.as_mut() {
+            if let DbConn::Pg(pg) = &mut **conn {
+                let released = diesel::sql_query("SELECT pg_advisory_unlock(hashtext($1))")
+                    .bind::<diesel::sql_types::Text, _>(&self.name)
+                    .execute(pg);
+                if let Err(error) = released {
+                    tracing::warn!(%error, lock = %self.name, "advisory lock not released; the connection closes it");
+                }
+            }
+        }
     }
 }
 

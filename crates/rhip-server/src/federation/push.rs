@@ -117,6 +117,15 @@ impl Pusher {
         let Ok(_guard) = self.busy.try_lock() else {
             return results;
         };
+        // Several processes of one node over PostgreSQL: one pushes, the others skip.
+        let _singleton = match self.context.store.try_singleton("rhip:federation:push") {
+            Ok(Some(singleton)) => singleton,
+            Ok(None) => return results,
+            Err(error) => {
+                tracing::warn!(%error, "federation push lock not taken");
+                return results;
+            }
+        };
         for peer in &self.context.peers {
             if self.waiting(peer) {
                 continue;
