@@ -55,14 +55,14 @@ fn corpus_documents_get_a_clear_answer(backend: Backend) {
 
 /// How a hospital writes its documents.
 #[derive(Clone, Copy, PartialEq)]
-enum Style {
+pub(crate) enum Style {
     /// UTF-8, one-text Chinese name, GB/T 2261.1 sex code, default namespace.
     Plain,
     /// GB18030 declaration, family/given name parts, HL7 sex code, `cda:` prefix.
     Prefixed,
 }
 
-struct Doc<'a> {
+pub(crate) struct Doc<'a> {
     type_code: &'a str,
     id: String,
     citizen_id: String,
@@ -74,13 +74,13 @@ struct Doc<'a> {
     facility: &'a str,
 }
 
-fn citizen_id(sequence: u16) -> String {
+pub(crate) fn citizen_id(sequence: u16) -> String {
     let region = rhip_core::RegionCode::parse("330106").unwrap();
     let birth = chrono::NaiveDate::from_ymd_opt(1975, 3, 9).unwrap();
     rhip_core::CitizenId::generate(region, birth, sequence).as_str().to_string()
 }
 
-fn doc(type_code: &str, id: &str, sequence: u16) -> Doc<'static> {
+pub(crate) fn doc(type_code: &str, id: &str, sequence: u16) -> Doc<'static> {
     let type_code: &'static str = Box::leak(type_code.to_string().into_boxed_str());
     Doc {
         type_code,
@@ -96,7 +96,7 @@ fn doc(type_code: &str, id: &str, sequence: u16) -> Doc<'static> {
 }
 
 /// A synthetic CDA document of a registered type with every required section.
-fn render(d: &Doc<'_>, style: Style) -> Vec<u8> {
+pub(crate) fn render(d: &Doc<'_>, style: Style) -> Vec<u8> {
     let kind = rhip_cda::registry::all().iter().find(|t| t.code == d.type_code).expect("registered type");
     let p = if style == Style::Prefixed { "cda:" } else { "" };
     let (name, sex) = match style {

@@ -548,3 +548,81 @@ fn a_parent_that_is_down_or_killed_loses_nothing() {
     xihu.terminate();
     hangzhou.terminate();
 }
+
+#[test]
+fn a_document_the_national_node_indexes_is_fetched_from_a_node_that_holds_it() {
+    let chain = [("000000", None), ("330000", Some("000000")), ("330100", Some("330000")), ("330106", Some("330100"))];
+    let Some(fed) = Federation::init(&chain, Backend::Sqlite) else { return };
+    fed.add_facility("330106", "H330106001");
+    let nodes: Vec<(&str, Node)> = chain.iter().map(|(region, _)| (*region, fed.start(region))).collect();
+    let node = |region: &str| &nodes.iter().find(|(r, _)| *r == region).unwrap().1;
+
+    let kind = &rhip_cda::registry::all()[0];
+    let body =
+        crate::documents::render(&crate::documents::doc(&kind.code, "FED-DOC-1", 103), crate::documents::Style::Plain);
+    let hospital = fed.token_with("330106", "hospital_system", &["--facility", "H330106001"]);
+    let answer = ureq::post(&format!("{}/api/v1/documents", node("330106").api))
+        .set("Authorization", &format!("Bearer {hospital}"))
+        .set("Content-Type", "application/xml")
+        .send_bytes(&body)
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let stored: Value = answer.into_json().unwrap();
+    let id = stored["id"].as_str().unwrap().to_string();
+
+    let national = fed.token("000000", "commission");
+    let index = eventually("the index entry at the national node", WAIT, || {
+        let answer = node("000000").get(&format!("/api/v1/documents/{id}"), Some(&national));
+        (answer.status == 200).then(|| answer.json())
+    });
+    assert_eq!(index["type"], kind.code.as_str(), "{index}");
+    quiet(node("330106"), &fed.token("330106", "node_admin"));
+
+    let fetch = |region: &str, token: &str| {
+        let answer = ureq::get(&format!("{}/api/v1/documents/{id}", node(region).api))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Accept", "application/xml")
+            .call();
+        let response = match answer {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{error}"),
+        };
+        let status = response.status();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        (status, bytes)
+    };
+    // The province keeps the bytes; the national node keeps the index and fetches them.
+    assert_eq!(fetch("330000", &fed.token("330000", "commission")), (200, body.clone()));
+    assert_eq!(fetch("000000", &national), (200, body.clone()));
+    let auditor = fed.token("330000", "auditor");
+    let audit = get_json(node("330000"), "/api/v1/audit?action=federated_read", &auditor);
+    let entry = &audit["items"][0];
+    assert_eq!(entry["actor"], "node:000000", "{audit}");
+    assert_eq!(entry["resource_id"], id.as_str());
+    assert!(entry["detail"].as_str().unwrap().contains("commission"), "{audit}");
+    // A resident of elsewhere's commission is still refused before anything is fetched.
+    let stranger = fed.token_with("000000", "commission", &["--region", "440000"]);
+    assert_eq!(fetch("000000", &stranger).0, 403);
+    // The holder's branch is down: the national node says so instead of failing.
+    let province = nodes.iter().position(|(r, _)| *r == "330000").unwrap();
+    let mut nodes = nodes;
+    let (_, zhejiang) = nodes.remove(province);
+    zhejiang.terminate();
+    let node = |region: &str| &nodes.iter().find(|(r, _)| *r == region).unwrap().1;
+    let answer = ureq::get(&format!("{}/api/v1/documents/{id}", node("000000").api))
+        .set("Authorization", &format!("Bearer {national}"))
+        .set("Accept", "application/xml")
+        .call();
+    match answer {
+        Err(ureq::Error::Status(503, response)) => {
+            let problem: Value = response.into_json().unwrap();
+            assert!(problem["detail"].as_str().unwrap().contains("330106"), "{problem}");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    for (_, node) in nodes {
+        node.terminate();
+    }
+}

@@ -64,7 +64,13 @@ impl Principal {
         }
     }
 
-    /// An audit entry for this caller, to be completed by the handler.
+    /// Who this is in one line (`role subject@node`), for peers that audit
+    /// a read made on this principal's behalf.
+    pub fn describe(&self) -> String {
+        format!("{} {}@{}", self.claims.role.as_str(), self.claims.sub, self.node_region)
+    }
+
+    /// An audit entry for this principal, to be completed by the caller.
     pub fn audit(&self, action: &str, resource_type: &str, outcome: &str) -> NewAuditEntry {
         NewAuditEntry {
             actor: self.claims.sub.clone(),

@@ -1473,6 +1473,17 @@ impl Tx<'_> {
             .flatten())
     }
 
+    /// The person a document is about, if the document is known here (for
+    /// auditing a federated read).
+    pub fn document_person(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(documents::table
+            .find(id)
+            .select(documents::person_id)
+            .get_result::<Option<String>>(self.conn)
+            .optional()?
+            .flatten())
+    }
+
     /// The local EMPI id a remote person id stands for here (itself, or the
     /// local person it is an alias of), if known.
     pub fn local_person_id(&mut self, remote_id: &str) -> Result<Option<String>, StoreError> {

@@ -30,6 +30,22 @@ pub struct FederationContext {
     pub peers: Vec<Peer>,
     /// Most changes per batch.
     pub batch_size: usize,
+    /// One mutual-TLS HTTP client per peer, pinned to the peer's region.
+    pub agents: std::collections::HashMap<RegionCode, ureq::Agent>,
+}
+
+/// Most hops a federated document fetch may take (the tree is four tiers deep).
+pub const MAX_HOPS: u32 = 8;
+
+/// Why a federated fetch found nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No node on the way toward the holder has the bytes.
+    #[error("{0}")]
+    NotFound(String),
+    /// A link on the way failed.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// The answer to a pushed batch.
@@ -106,6 +122,108 @@ impl FederationContext {
     /// The parent peer.
     pub fn parent(&self) -> Option<&Peer> {
         self.peers.iter().find(|p| p.direction == Direction::Parent)
+    }
+
+    /// The peer one hop toward `region`: the child whose subtree holds it,
+    /// else the parent.
+    pub fn next_hop(&self, region: RegionCode) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .filter(|p| p.direction == Direction::Child && p.region.contains(&region))
+            .max_by_key(|p| p.region.jurisdiction_prefix().len())
+            .or_else(|| if self.me.contains(&region) { None } else { self.parent() })
+    }
+
+    /// Fetches a document's original bytes from the node that holds them,
+    /// hop by hop over the federation links (blocking). `on_behalf_of`
+    /// names the user the requesting node authorised, for the holder's audit.
+    pub fn fetch_document(
+        &self,
+        id: &str,
+        holder: RegionCode,
+        on_behalf_of: &str,
+        hops: u32,
+        not_via: Option<RegionCode>,
+    ) -> Result<Vec<u8>, FetchError> {
+        if hops >= MAX_HOPS {
+            return Err(FetchError::NotFound(format!("document {id}: too many hops toward {holder}")));
+        }
+        let Some(peer) = self.next_hop(holder).filter(|p| Some(p.region) != not_via) else {
+            return Err(FetchError::NotFound(format!("document {id}: no link leads toward its holder {holder}")));
+        };
+        let agent = self
+            .agents
+            .get(&peer.region)
+            .ok_or_else(|| FetchError::Unreachable(format!("no link to {}", peer.region)))?;
+        let answer = agent
+            .get(&format!("{}/federation/v1/documents/{id}", peer.url))
+            .set("x-rhip-holder", holder.as_str())
+            .set("x-rhip-on-behalf-of", on_behalf_of)
+            .set("x-rhip-hops", &(hops + 1).to_string())
+            .call();
+        match answer {
+            Ok(response) => {
+                let mut bytes = Vec::new();
+                let reader = response.into_reader();
+                std::io::Read::read_to_end(&mut std::io::Read::take(reader, 64 << 20), &mut bytes)
+                    .map_err(|e| FetchError::Unreachable(format!("document {id} from {}: {e}", peer.region)))?;
+                Ok(bytes)
+            }
+            Err(ureq::Error::Status(404, response)) => {
+                let body: serde_json::Value = response.into_json().unwrap_or_default();
+                Err(FetchError::NotFound(body["detail"].as_str().unwrap_or("not found").to_string()))
+            }
+            Err(ureq::Error::Status(status, _)) => {
+                Err(FetchError::Unreachable(format!("{} answered {status} for document {id}", peer.region)))
+            }
+            Err(error) => Err(FetchError::Unreachable(format!("{}: {error}", peer.region))),
+        }
+    }
+
+    /// Serves a peer's fetch: the bytes if held here, else the next hop's
+    /// answer. Audited as a read on behalf of the named user.
+    pub fn serve_document(
+        &self,
+        peer: RegionCode,
+        id: &str,
+        holder: Option<RegionCode>,
+        on_behalf_of: &str,
+        hops: u32,
+    ) -> Result<Vec<u8>, FetchError> {
+        let local = self.store.write(|tx| {
+            let content = match tx.document_content(id) {
+                Ok(bytes) => Some(bytes),
+                Err(StoreError::NotFound(_)) => None,
+                Err(error) => return Err(error),
+            };
+            let holder_here = tx.document_holder(id)?;
+            let person = tx.document_person(id)?;
+            tx.append_audit(&NewAuditEntry {
+                actor: format!("node:{peer}"),
+                actor_region: Some(peer.to_string()),
+                action: "federated_read".into(),
+                resource_type: "document".into(),
+                resource_id: Some(id.to_string()),
+                person_id: person,
+                outcome: if content.is_some() { "success" } else { "forwarded" }.into(),
+                detail: Some(format!("on behalf of {on_behalf_of}")),
+                ..NewAuditEntry::default()
+            })?;
+            Ok((content, holder_here))
+        });
+        match local {
+            Ok((Some(bytes), _)) => Ok(bytes),
+            Ok((None, holder_here)) => {
+                let holder = holder_here.and_then(|h| RegionCode::parse(&h).ok()).or(holder).ok_or_else(|| {
+                    FetchError::NotFound(format!("document {id} is not held at {} and names no holder", self.me))
+                })?;
+                if holder == self.me {
+                    return Err(FetchError::NotFound(format!("document {id} is not held at {}", self.me)));
+                }
+                self.fetch_document(id, holder, on_behalf_of, hops, Some(peer))
+            }
+            Err(error) => Err(FetchError::Unreachable(format!("store: {error}"))),
+        }
     }
 
     /// Verifies, sequences and applies one pushed batch (blocking: call on

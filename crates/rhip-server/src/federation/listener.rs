@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `GET /federation/v1/hello` | region, tier, batch schema versions, retention, key ids |
 //! | `POST /federation/v1/batches` | a signed batch (manifest JWS in `X-RHIP-Manifest`, payload as body) → signed receipt |
+//! | `GET /federation/v1/documents/{id}` | a document's bytes, from here or fetched on toward its holder (`X-RHIP-Holder`) |
 
 use super::context::FederationContext;
 use super::tls::{region_of, Refusal};
@@ -52,6 +53,7 @@ pub fn bind(
             .app_data(web::PayloadConfig::new(MAX_PAYLOAD))
             .route("/federation/v1/hello", web::get().to(hello))
             .route("/federation/v1/batches", web::post().to(receive_batch))
+            .route("/federation/v1/documents/{id}", web::get().to(document))
             .default_service(web::to(|| async {
                 problem(StatusCode::NOT_FOUND, "not_found", "no such federation route".into(), serde_json::json!({}))
             }))
@@ -138,6 +140,49 @@ async fn receive_batch(request: HttpRequest, body: web::Bytes, context: web::Dat
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             format!("batch task failed: {error}"),
+            serde_json::json!({}),
+        ),
+    }
+}
+
+/// A peer fetches a document's bytes for a user it has authorised; this node
+/// answers from its store or asks the next hop toward the holder.
+async fn document(
+    request: HttpRequest,
+    path: web::Path<String>,
+    context: web::Data<FederationContext>,
+) -> HttpResponse {
+    let Some(peer) = peer_of(&request) else {
+        return problem(StatusCode::FORBIDDEN, "no_peer", "no peer certificate".into(), serde_json::json!({}));
+    };
+    let id = path.into_inner();
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("{id:?} is not a document id"),
+            serde_json::json!({}),
+        );
+    }
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let holder = header("x-rhip-holder").and_then(|h| RegionCode::parse(&h).ok());
+    let on_behalf_of = header("x-rhip-on-behalf-of").unwrap_or_else(|| format!("node:{peer}"));
+    let hops = header("x-rhip-hops").and_then(|h| h.parse::<u32>().ok()).unwrap_or(1);
+    let context = context.into_inner();
+    let answer =
+        tokio::task::spawn_blocking(move || context.serve_document(peer, &id, holder, &on_behalf_of, hops)).await;
+    match answer {
+        Ok(Ok(bytes)) => HttpResponse::Ok().content_type("application/xml").body(bytes),
+        Ok(Err(super::context::FetchError::NotFound(detail))) => {
+            problem(StatusCode::NOT_FOUND, "not_found", detail, serde_json::json!({}))
+        }
+        Ok(Err(super::context::FetchError::Unreachable(detail))) => {
+            problem(StatusCode::BAD_GATEWAY, "unreachable", detail, serde_json::json!({}))
+        }
+        Err(error) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("document task failed: {error}"),
             serde_json::json!({}),
         ),
     }

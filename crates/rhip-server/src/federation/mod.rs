@@ -111,7 +111,18 @@ pub fn build(
     let material = tls::TlsMaterial::load(cert, tls_key, ca)?;
     let peer_keys = load_peer_keys(trust, &peers)?;
     let policy = policy(settings)?;
+    let mut agents = std::collections::HashMap::new();
+    for peer in &peers {
+        let config = material.client_config(peer.region)?;
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(std::sync::Arc::new(config))
+            .timeout_connect(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(60))
+            .build();
+        agents.insert(peer.region, agent);
+    }
     let context = std::sync::Arc::new(context::FederationContext {
+        agents,
         store,
         me: settings.node.region,
         key,
@@ -128,7 +139,6 @@ pub fn build(
     let server = listener::bind(listener, server_config, context.clone()).map_err(|e| e.to_string())?;
     let pusher = push::Pusher::new(
         context.clone(),
-        &material,
         std::time::Duration::from_millis(federation.retry_base_ms),
         std::time::Duration::from_millis(federation.retry_max_ms),
     )?;

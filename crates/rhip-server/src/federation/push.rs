@@ -8,7 +8,6 @@
 
 use super::context::FederationContext;
 use super::listener::MANIFEST_HEADER;
-use super::tls::TlsMaterial;
 use super::{Direction, Peer};
 use rhip_federation::{
     negotiate, route, seal, verify_receipt, Links, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
@@ -19,12 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long one push request may take before it counts as failed.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Per-link sending state that lives in memory (the rest is in the store).
 struct LinkState {
-    agent: ureq::Agent,
     /// The peer's retention policy, learnt from its hello.
     policy: Option<RetentionPolicy>,
     /// Not before this instant (backoff after failures).
@@ -78,23 +73,13 @@ pub enum PushError {
 }
 
 impl Pusher {
-    /// A pusher with one HTTP agent per peer (mutual TLS, the peer's region pinned).
-    pub fn new(
-        context: Arc<FederationContext>,
-        tls: &TlsMaterial,
-        retry_base: Duration,
-        retry_max: Duration,
-    ) -> Result<Pusher, String> {
-        let mut links = HashMap::new();
-        for peer in &context.peers {
-            let config = tls.client_config(peer.region)?;
-            let agent = ureq::AgentBuilder::new()
-                .tls_config(Arc::new(config))
-                .timeout_connect(Duration::from_secs(5))
-                .timeout(REQUEST_TIMEOUT)
-                .build();
-            links.insert(peer.region.to_string(), LinkState { agent, policy: None, next_attempt: None, failures: 0 });
-        }
+    /// A pusher over the context's links (their agents pin the peer's region).
+    pub fn new(context: Arc<FederationContext>, retry_base: Duration, retry_max: Duration) -> Result<Pusher, String> {
+        let links = context
+            .peers
+            .iter()
+            .map(|peer| (peer.region.to_string(), LinkState { policy: None, next_attempt: None, failures: 0 }))
+            .collect();
         let pusher = Pusher { context, links: Mutex::new(links), busy: Mutex::new(()), retry_base, retry_max };
         pusher
             .context
@@ -165,8 +150,7 @@ impl Pusher {
     }
 
     fn agent(&self, peer: &Peer) -> Option<ureq::Agent> {
-        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        links.get(peer.region.as_str()).map(|l| l.agent.clone())
+        self.context.agents.get(&peer.region).cloned()
     }
 
     /// The parent's retention policy, asked once per process (hello).
@@ -380,7 +364,8 @@ impl Pusher {
     }
 }
 
-fn transport(error: ureq::Error) -> PushError {
+/// A transport failure in words for the link's last error.
+pub fn transport(error: ureq::Error) -> PushError {
     PushError::Transport(match error {
         ureq::Error::Transport(transport) => transport.to_string(),
         other => other.to_string(),

@@ -6,6 +6,7 @@
 use crate::blocking::in_transaction;
 use crate::documents;
 use crate::error::ApiError;
+use crate::federation::context::FetchError;
 use crate::principal::Principal;
 use crate::routes::persons::{deny_now, read_person};
 use crate::state::AppState;
@@ -14,7 +15,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rhip_auth::Permission;
-use rhip_store::Access;
+use rhip_core::RegionCode;
+use rhip_store::{Access, StoreError};
 
 /// Content type of CDA documents.
 const XML: &str = "application/xml";
@@ -203,13 +205,29 @@ pub async fn get(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("application/xml") || accept.contains("text/xml"));
     state.metrics.audit_entries.inc();
+    let federated = state.federation.is_some();
+    let on_behalf_of = principal.describe();
     let (record, content) = in_transaction(&state, move |tx| {
         let mut entry = principal.audit("read", "document", "success");
         entry.resource_id = Some(id.clone());
         match tx.get_document(&scope, &id)? {
             Access::Granted(record) => {
                 entry.person_id = record.person_id.clone();
-                let content = if want_xml { Some(tx.document_content(&id)?) } else { None };
+                let content = if want_xml {
+                    match tx.document_content(&id) {
+                        Ok(bytes) => Some(Content::Here(bytes)),
+                        Err(StoreError::NotFound(message)) => match tx.document_holder(&id)? {
+                            Some(holder) if federated => {
+                                entry.detail = Some(format!("bytes fetched from {holder} over the federation"));
+                                Some(Content::At(holder))
+                            }
+                            _ => return Err(StoreError::NotFound(message)),
+                        },
+                        Err(error) => return Err(error),
+                    }
+                } else {
+                    None
+                };
                 tx.append_audit(&entry)?;
                 Ok(Ok((record, content)))
             }
@@ -229,9 +247,30 @@ pub async fn get(
     })
     .await?;
     match content {
-        Some(bytes) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
+        Some(Content::Here(bytes)) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
+        Some(Content::At(holder)) => {
+            let (Some(context), Ok(holder)) = (state.federation.clone(), RegionCode::parse(&holder)) else {
+                return Err(ApiError::NotFound(format!("the bytes of document {} are held at {holder}", record.id)));
+            };
+            let id = record.id.clone();
+            let fetched = web::block(move || context.fetch_document(&id, holder, &on_behalf_of, 0, None)).await?;
+            match fetched {
+                Ok(bytes) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
+                Err(FetchError::NotFound(detail)) => Err(ApiError::NotFound(detail)),
+                Err(FetchError::Unreachable(detail)) => Err(ApiError::Unavailable(format!(
+                    "the bytes of document {} are held at {holder}, which cannot be reached now: {detail}",
+                    record.id
+                ))),
+            }
+        }
         None => Ok(HttpResponse::Ok().json(views::document(record))),
     }
+}
+
+/// Where a document's bytes are: here, or at another node (index only here).
+enum Content {
+    Here(Vec<u8>),
+    At(String),
 }
 
 /// A CDA EHR summary of the person, generated from what this node holds.
