@@ -19,10 +19,25 @@ fn citizen_id(region: &str, sequence: u16) -> String {
 
 /// An ADT^A01 from `facility` for a synthetic resident of `home`.
 fn admission(facility: &str, control: &str, mrn: &str, id_number: &str, home: &str, visit: &str) -> Vec<u8> {
+    adt("A01", facility, control, mrn, id_number, home, visit, "测试")
+}
+
+/// An ADT message of `trigger` whose patient is called 王`given`.
+#[allow(clippy::too_many_arguments)]
+fn adt(
+    trigger: &str,
+    facility: &str,
+    control: &str,
+    mrn: &str,
+    id_number: &str,
+    home: &str,
+    visit: &str,
+    given: &str,
+) -> Vec<u8> {
     format!(
-        "MSH|^~\\&|HIS|{facility}|RHIP|RHIP|20240301083000||ADT^A01^ADT_A01|{control}|P|2.5|||AL|NE||UNICODE UTF-8\r\
-         EVN|A01|20240301083000\r\
-         PID|1||{mrn}^^^{facility}^MR~{id_number}^^^CHN^NNCHN||王^测试||19800506|M|||文三路1号^^杭州市^浙江省^310000^CHN^H^^{home}||13900001111\r\
+        "MSH|^~\\&|HIS|{facility}|RHIP|RHIP|20240301083000||ADT^{trigger}^ADT_A01|{control}|P|2.5|||AL|NE||UNICODE UTF-8\r\
+         EVN|{trigger}|20240301083000\r\
+         PID|1||{mrn}^^^{facility}^MR~{id_number}^^^CHN^NNCHN||王^{given}||19800506|M|||文三路1号^^杭州市^浙江省^310000^CHN^H^^{home}||13900001111\r\
          PV1|1|I|内科^301^2||||D001^张^医生|||MED|||||||||{visit}|||||||||||||||||||||||||20240301080000\r"
     )
     .into_bytes()
@@ -623,6 +638,63 @@ fn a_document_the_national_node_indexes_is_fetched_from_a_node_that_holds_it() {
         other => panic!("expected 503, got {other:?}"),
     }
     for (_, node) in nodes {
+        node.terminate();
+    }
+}
+
+#[test]
+fn two_counties_updating_one_person_agree_wherever_both_updates_arrive() {
+    let spec = [("330100", None), ("330106", Some("330100")), ("330108", Some("330100"))];
+    let Some(fed) = Federation::init(&spec, Backend::Sqlite) else { return };
+    fed.add_facility("330106", "H330106001");
+    fed.add_facility("330108", "H330108001");
+    let hangzhou = fed.start("330100");
+    let xihu = fed.start("330106");
+    let binjiang = fed.start("330108");
+    let (at_hangzhou, at_xihu) = (fed.token("330100", "commission"), fed.token("330106", "commission"));
+    let id_number = citizen_id("330106", 19);
+
+    // Known at home first, then treated in Binjiang under Binjiang's own EMPI id.
+    send(&xihu, &adt("A01", "H330106001", "C1", "MRN-X", &id_number, "330106", "V-X", "初"));
+    eventually("the person at Hangzhou", WAIT, || {
+        (persons_with(&hangzhou, &at_hangzhou, &id_number).len() == 1).then_some(())
+    });
+    send(&binjiang, &adt("A01", "H330108001", "C2", "MRN-B", &id_number, "330106", "V-B", "初"));
+    let empi = persons_with(&xihu, &at_xihu, &id_number)[0]["empi_id"].as_str().unwrap().to_string();
+    eventually("Binjiang's encounter at Xihu", WAIT, || {
+        (encounters_of(&xihu, &at_xihu, &empi).len() == 2).then_some(())
+    });
+
+    // Both counties change the name at once; the home county's change wins everywhere
+    // both arrive, whatever the order they arrive in.
+    let home = std::thread::scope(|scope| {
+        let a =
+            scope.spawn(|| send(&xihu, &adt("A08", "H330106001", "C3", "MRN-X", &id_number, "330106", "V-X", "甲")));
+        let b = scope
+            .spawn(|| send(&binjiang, &adt("A08", "H330108001", "C4", "MRN-B", &id_number, "330106", "V-B", "乙")));
+        a.join().unwrap();
+        b.join().unwrap();
+        "王甲"
+    });
+    for (node, region) in [(&xihu, "330106"), (&binjiang, "330108"), (&hangzhou, "330100")] {
+        quiet(node, &fed.token(region, "node_admin"));
+    }
+    for (node, token) in [(&xihu, &at_xihu), (&hangzhou, &at_hangzhou)] {
+        let found = persons_with(node, token, &id_number);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0]["name"], home, "{found:?}");
+        assert_eq!(found[0]["empi_id"], empi.as_str(), "one EMPI id: the first one known here");
+        let systems: Vec<&str> =
+            found[0]["identifiers"].as_array().unwrap().iter().filter_map(|i| i["system"].as_str()).collect();
+        assert!(systems.contains(&"H330106001") && systems.contains(&"H330108001"), "{systems:?}");
+    }
+    // A later change from elsewhere does not override the home county either.
+    send(&binjiang, &adt("A08", "H330108001", "C5", "MRN-B", &id_number, "330106", "V-B", "丙"));
+    quiet(&binjiang, &fed.token("330108", "node_admin"));
+    quiet(&hangzhou, &fed.token("330100", "node_admin"));
+    assert_eq!(persons_with(&xihu, &at_xihu, &id_number)[0]["name"], home);
+    assert_eq!(persons_with(&hangzhou, &at_hangzhou, &id_number)[0]["name"], home);
+    for node in [xihu, binjiang, hangzhou] {
         node.terminate();
     }
 }
