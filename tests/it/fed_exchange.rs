@@ -698,3 +698,38 @@ fn two_counties_updating_one_person_agree_wherever_both_updates_arrive() {
         node.terminate();
     }
 }
+
+#[test]
+fn a_link_that_drops_connections_at_random_delivers_everything_once() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    fed.add_facility("330106", "H330106001");
+    let proxy = rhip_tests::proxy::FaultyProxy::start(fed.address("330100"), 0x5eed);
+    // Xihu reaches its parent only through the proxy.
+    let config = fed.config("330106");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let direct = format!("https://{}", fed.address("330100"));
+    std::fs::write(&config, text.replace(&direct, &format!("https://{}", proxy.address))).unwrap();
+    let hangzhou = fed.start("330100");
+    let xihu = fed.start("330106");
+    let ids: Vec<String> = (0..80).map(|i| citizen_id("330106", 301 + 2 * i)).collect();
+    let mut mllp = Mllp::connect(xihu.mllp.as_deref().unwrap());
+    for (i, id) in ids.iter().enumerate() {
+        let message = admission("H330106001", &format!("P{i}"), &format!("MRN-P{i}"), id, "330106", &format!("V-P{i}"));
+        assert_eq!(mllp.send(&message).code(), "AA");
+    }
+    let at_hangzhou = fed.token("330100", "commission");
+    quiet(&xihu, &fed.token("330106", "node_admin"));
+    for id in &ids {
+        let found = persons_with(&hangzhou, &at_hangzhou, id);
+        assert_eq!(found.len(), 1, "{id}");
+        let empi = found[0]["empi_id"].as_str().unwrap();
+        assert_eq!(encounters_of(&hangzhou, &at_hangzhou, empi).len(), 1, "{id}");
+    }
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::Relaxed) > 0, "the proxy cut no connection");
+    let upstream = get_json(&hangzhou, "/api/v1/federation/status", &fed.token("330100", "node_admin"));
+    assert_eq!(upstream["dead_letters"], 0, "{upstream}");
+    xihu.terminate();
+    hangzhou.terminate();
+}

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod fed;
+pub mod proxy;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
