@@ -733,3 +733,151 @@ fn a_link_that_drops_connections_at_random_delivers_everything_once() {
     xihu.terminate();
     hangzhou.terminate();
 }
+
+#[test]
+fn a_rotated_key_is_learnt_from_its_announcement_and_both_keys_are_accepted() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    fed.add_facility("330106", "H330106001");
+    let at_hangzhou = fed.token("330100", "commission");
+    let old_token = fed.token("330106", "commission");
+    let ids: Vec<String> = (0..3).map(|i| citizen_id("330106", 501 + 2 * i)).collect();
+    let admit = |node: &Node, i: usize| {
+        send(
+            node,
+            &admission("H330106001", &format!("R{i}"), &format!("MRN-R{i}"), &ids[i], "330106", &format!("V-R{i}")),
+        )
+    };
+    let arrived = |node: &Node, i: usize| {
+        eventually("the person at Hangzhou", WAIT, || {
+            (persons_with(node, &at_hangzhou, &ids[i]).len() == 1).then_some(())
+        })
+    };
+    let (hangzhou, xihu) = (fed.start("330100"), fed.start("330106"));
+    admit(&xihu, 0);
+    arrived(&hangzhou, 0);
+    xihu.terminate();
+    hangzhou.terminate();
+
+    // Both ends rotate while stopped.
+    let rotate = |region: &str| -> Value {
+        let config = fed.config(region);
+        serde_json::from_str(&rhip_tests::rhip_ok(&[
+            "federation",
+            "rotate-key",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap()
+    };
+    let (xihu_key, hangzhou_key) = (rotate("330106"), rotate("330100"));
+    assert_ne!(xihu_key["key_id"], xihu_key["previous_key_id"]);
+    let (hangzhou, xihu) = (fed.start("330100"), fed.start("330106"));
+    admit(&xihu, 1);
+    arrived(&hangzhou, 1);
+    // Each learnt the other's new key from its announcement and kept it.
+    let learnt = |region: &str, peer: &str, key: &Value| {
+        fed.folder(region).join("trust").join(format!("{peer}.{}.pub.pem", key["key_id"].as_str().unwrap())).is_file()
+    };
+    assert!(learnt("330100", "330106", &xihu_key), "Hangzhou keeps Xihu's new key");
+    assert!(learnt("330106", "330100", &hangzhou_key), "Xihu keeps Hangzhou's new key");
+    let auditor = fed.token("330100", "auditor");
+    let audit = get_json(&hangzhou, "/api/v1/audit?action=federation_key", &auditor);
+    assert_eq!(audit["items"][0]["resource_id"], xihu_key["key_id"], "{audit}");
+    // A token signed with Xihu's old key is still good during the overlap.
+    assert_eq!(xihu.get("/api/v1/federation/status", Some(&old_token)).status, 200);
+
+    // An announcement signed by a key Hangzhou never trusted teaches it nothing.
+    let forger = Forger {
+        agent: peer_agent(&fed.folder("330106").join("tls")),
+        url: format!("https://{}", fed.address("330100")),
+        key: rhip_auth::NodeKey::generate().unwrap().0,
+    };
+    let (impostor, _) = rhip_auth::NodeKey::generate().unwrap();
+    let forged_announcement = forger.key.announce("330106", &impostor).unwrap();
+    let payload = Payload { changes: vec![facility_change("H330106903", 9)] };
+    let batch = seal(&impostor, "330106", "330100", 99, &"2".repeat(64), &payload).unwrap();
+    let answer = forger
+        .agent
+        .post(&format!("{}/federation/v1/batches", forger.url))
+        .set("x-rhip-manifest", &batch.manifest_jws)
+        .set("x-rhip-key-announcement", &forged_announcement)
+        .send_bytes(&batch.payload);
+    match answer {
+        Err(ureq::Error::Status(403, response)) => {
+            assert_eq!(response.into_json::<Value>().unwrap()["code"], "unknown_key");
+        }
+        other => panic!("expected 403 unknown_key, got {other:?}"),
+    }
+    assert!(!learnt("330100", "330106", &json!({ "key_id": impostor.key_id() })));
+
+    // The learnt keys survive a restart.
+    hangzhou.terminate();
+    let hangzhou = fed.start("330100");
+    admit(&xihu, 2);
+    arrived(&hangzhou, 2);
+    xihu.terminate();
+    hangzhou.terminate();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn reconciliation_resends_what_a_parent_restored_from_a_backup_lost() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    fed.add_facility("330106", "H330106001");
+    let config = fed.config("330106");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("reconcile_schedule = \"0 30 2 * * *\"", "reconcile_schedule = \"*/2 * * * * *\""),
+    )
+    .unwrap();
+    let ids: Vec<String> = (0..10).map(|i| citizen_id("330106", 701 + 2 * i)).collect();
+    let admit = |node: &Node, i: usize| {
+        send(
+            node,
+            &admission("H330106001", &format!("B{i}"), &format!("MRN-B{i}"), &ids[i], "330106", &format!("V-B{i}")),
+        )
+    };
+    let (at_hangzhou, admin) = (fed.token("330100", "commission"), fed.token("330106", "node_admin"));
+    let data = fed.folder("330100").join("data");
+    let backup = fed.dir.path().join("backup");
+
+    let (hangzhou, xihu) = (fed.start("330100"), fed.start("330106"));
+    (0..5).for_each(|i| admit(&xihu, i));
+    quiet(&xihu, &admin);
+    hangzhou.terminate();
+    copy_dir(&data, &backup);
+    let hangzhou = fed.start("330100");
+    (5..10).for_each(|i| admit(&xihu, i));
+    quiet(&xihu, &admin);
+    assert_eq!(persons_with(&hangzhou, &at_hangzhou, &ids[9]).len(), 1);
+    let acked = link(&get_json(&xihu, "/api/v1/federation/status", &admin), "330100")["last_acked_seq"].clone();
+
+    // The parent loses its disk and comes back from last night's backup.
+    hangzhou.terminate();
+    copy_dir(&backup, &data);
+    let hangzhou = fed.start("330100");
+    assert!(persons_with(&hangzhou, &at_hangzhou, &ids[9]).is_empty(), "the backup predates the second half");
+    for id in &ids {
+        eventually("the lost records resent", WAIT, || {
+            (persons_with(&hangzhou, &at_hangzhou, id).len() == 1).then_some(())
+        });
+    }
+    let upstream = get_json(&hangzhou, "/api/v1/federation/status", &fed.token("330100", "node_admin"));
+    assert_eq!(link(&upstream, "330106")["last_received_seq"], acked, "{upstream}");
+    xihu.terminate();
+    hangzhou.terminate();
+}

@@ -81,9 +81,7 @@ impl NodeKey {
     /// The public key as a PEM `PUBLIC KEY` block (SubjectPublicKeyInfo), for
     /// peers' trust folders.
     pub fn public_key_pem(&self) -> String {
-        let mut der = ED25519_SPKI_PREFIX.to_vec();
-        der.extend_from_slice(&self.public);
-        pem_block("PUBLIC KEY", &der)
+        public_key_to_pem(&self.public)
     }
 
     /// Key id: the first 16 hex digits of the SHA-256 of the public key.
@@ -169,6 +167,14 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
 pub fn key_id_of(public: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, public);
     digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A raw Ed25519 public key as a PEM `PUBLIC KEY` block, for a trust folder
+/// that learns a peer's new key from its announcement.
+pub fn public_key_to_pem(public: &[u8]) -> String {
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(public);
+    pem_block("PUBLIC KEY", &der)
 }
 
 fn to_pem(der: &[u8]) -> String {

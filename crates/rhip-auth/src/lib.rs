@@ -17,5 +17,5 @@ pub mod permissions;
 
 pub use claims::{Claims, ClaimsError};
 pub use jws::{JwsError, KeyAnnouncement, PeerKeys, Verified, KEY_ANNOUNCEMENT_TYPE};
-pub use keys::{key_id_of, public_key_from_pem, KeyError, NodeKey, TokenError, Verifier};
+pub use keys::{key_id_of, public_key_from_pem, public_key_to_pem, KeyError, NodeKey, TokenError, Verifier};
 pub use permissions::{permits, Permission};

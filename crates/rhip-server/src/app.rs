@@ -66,6 +66,22 @@ pub fn load_key(settings: &Settings) -> Result<NodeKey, StartError> {
     NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
 }
 
+/// Keys this node signed with before a rotation (`keys/previous-*.pem`).
+pub fn previous_keys(settings: &Settings) -> Result<Vec<NodeKey>, StartError> {
+    let Some(dir) = settings.keys.signing_key.parent() else { return Ok(Vec::new()) };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut keys = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("previous-") && name.ends_with(".pem") {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| StartError::Config(format!("cannot read {}: {e}", path.display())))?;
+            keys.push(NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?);
+        }
+    }
+    Ok(keys)
+}
+
 impl Application {
     /// Opens everything and binds the listeners; nothing is served until
     /// [`Application::run`].
@@ -76,6 +92,10 @@ impl Application {
             crate::federation::build(&settings, store.clone(), load_key(&settings)?).map_err(StartError::Config)?;
         let mut verifier = Verifier::new();
         verifier.trust(key.public_key(), settings.node.region.as_str());
+        // Tokens signed before a key rotation stay valid until they expire.
+        for previous in previous_keys(&settings)? {
+            verifier.trust(previous.public_key(), settings.node.region.as_str());
+        }
         let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
         let writers = usize::try_from(settings.database.pool_size / 2).unwrap_or(1).max(1);
         let ingest = crate::ingest::Writer::start(store.clone(), writers).context("start the ingest writers")?;

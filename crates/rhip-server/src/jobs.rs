@@ -12,6 +12,18 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 pub async fn start(settings: &Settings, state: AppState, pusher: Option<Arc<Pusher>>) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await.context("job scheduler")?;
     if let (Some(pusher), Some(federation)) = (pusher, &settings.federation) {
+        let schedule = federation.reconcile_schedule.as_str();
+        let reconciler = pusher.clone();
+        let job = Job::new_async(schedule, move |_, _| {
+            let pusher = reconciler.clone();
+            Box::pin(async move {
+                if let Err(error) = tokio::task::spawn_blocking(move || pusher.reconcile()).await {
+                    tracing::warn!(%error, "federation reconciliation panicked");
+                }
+            })
+        })
+        .with_context(|| format!("federation.reconcile_schedule {schedule:?}"))?;
+        scheduler.add(job).await.context("schedule federation reconciliation")?;
         let schedule = federation.push_schedule.as_str();
         let job = Job::new_async(schedule, move |_, _| {
             let pusher = pusher.clone();

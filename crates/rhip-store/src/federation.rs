@@ -629,6 +629,64 @@ impl Tx<'_> {
             .load(self.conn)?)
     }
 
+    /// What this node holds from a peer, for the peer's reconciliation: the
+    /// end of the peer's chain as applied here and how many of the peer's
+    /// changes this node's change log holds.
+    pub fn received_from(&mut self, peer: &str) -> Result<(i64, String, i64), StoreError> {
+        let (last_seq, last_digest) = self.inbound_state(peer)?;
+        let count: i64 = change_log::table.filter(change_log::received_from.eq(peer)).count().get_result(self.conn)?;
+        Ok((last_seq, last_digest, count))
+    }
+
+    /// Changes in the batches a peer acknowledged (the sending side of
+    /// [`Tx::received_from`]).
+    pub fn acked_change_count(&mut self, peer: &str) -> Result<i64, StoreError> {
+        let sum: Option<i64> = fed_batches_out::table
+            .filter(fed_batches_out::peer_region.eq(peer))
+            .filter(fed_batches_out::acked_at.is_not_null())
+            .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+                "CAST(SUM(record_count) AS BIGINT)",
+            ))
+            .get_result(self.conn)?;
+        Ok(sum.unwrap_or(0))
+    }
+
+    /// Rewinds a link to a peer that lost batches (restored from a backup):
+    /// batches after `to_seq` count as unacknowledged again and are resent,
+    /// byte for byte. Refused when a batch to resend is no longer kept.
+    pub fn rewind_link(&mut self, peer: &str, to_seq: i64) -> Result<usize, StoreError> {
+        let digest = if to_seq <= 0 {
+            GENESIS_DIGEST.to_string()
+        } else {
+            self.outbound_batch(peer, to_seq)?
+                .map(|batch| batch.digest)
+                .ok_or_else(|| StoreError::NotFound(format!("batch {to_seq} to {peer} is no longer kept")))?
+        };
+        let first_kept: Option<i64> = fed_batches_out::table
+            .filter(fed_batches_out::peer_region.eq(peer))
+            .filter(fed_batches_out::seq.gt(to_seq))
+            .select(diesel::dsl::min(fed_batches_out::seq))
+            .get_result(self.conn)?;
+        if first_kept.is_some_and(|first| first != to_seq + 1) {
+            return Err(StoreError::NotFound(format!("batch {} to {peer} is no longer kept", to_seq + 1)));
+        }
+        let rewound = diesel::update(
+            fed_batches_out::table
+                .filter(fed_batches_out::peer_region.eq(peer))
+                .filter(fed_batches_out::seq.gt(to_seq)),
+        )
+        .set((fed_batches_out::acked_at.eq(None::<NaiveDateTime>), fed_batches_out::receipt.eq(None::<String>)))
+        .execute(self.conn)?;
+        diesel::update(fed_links::table.find(peer))
+            .set((
+                fed_links::last_acked_seq.eq(to_seq.max(0)),
+                fed_links::last_acked_digest.eq(digest),
+                fed_links::updated_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        Ok(rewound)
+    }
+
     /// Deletes acknowledged batches of a peer except the last `keep_last`
     /// of them (kept for diagnosis); returns how many went.
     pub fn prune_acked_batches(&mut self, peer: &str, keep_last: i64) -> Result<usize, StoreError> {

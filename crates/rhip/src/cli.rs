@@ -91,6 +91,20 @@ pub enum FederationCommand {
     /// Apply parked remote changes again (after a fix); exits 0 even if some
     /// stay parked.
     Retry(FederationRetryArgs),
+    /// Take a new signing key and announce it, signed by the old one, to the
+    /// peers (restart the node to use it).
+    RotateKey(FederationRotateKeyArgs),
+}
+
+/// `rhip federation rotate-key`.
+#[derive(Debug, Args)]
+pub struct FederationRotateKeyArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rhip federation dead-letters`.
@@ -277,6 +291,25 @@ pub enum BenchCommand {
     CdaParse(BenchCdaParseArgs),
     /// Post synthetic CDA documents to a running node and time the answers.
     Documents(BenchDocumentsArgs),
+    /// Push synthetic changes over one federation link and up three hops, in process.
+    Federation(BenchFederationArgs),
+}
+
+/// `rhip bench federation`.
+#[derive(Debug, Args)]
+pub struct BenchFederationArgs {
+    /// How many changes the county node makes (persons, encounters, EHR entries).
+    #[arg(long, default_value_t = 100_000)]
+    pub changes: u64,
+    /// Most changes per batch (the nodes' `federation.batch_size`).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Folder for the nodes' SQLite files (default: a new temporary folder, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print only the JSON summary (no progress lines on stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rhip bench cda-parse`.

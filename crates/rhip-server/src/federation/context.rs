@@ -32,7 +32,16 @@ pub struct FederationContext {
     pub batch_size: usize,
     /// One mutual-TLS HTTP client per peer, pinned to the peer's region.
     pub agents: std::collections::HashMap<RegionCode, ureq::Agent>,
+    /// This node's announcement of its current key, signed by its previous
+    /// one (`keys/announcement.jws`, written by `rhip federation rotate-key`);
+    /// sent with every batch and receipt so peers learn the new key.
+    pub announcement: Option<String>,
+    /// Where peers' keys are kept; keys learnt from announcements are added.
+    pub trust_dir: std::path::PathBuf,
 }
+
+/// The header that carries a key announcement along with a batch.
+pub const ANNOUNCEMENT_HEADER: &str = "x-rhip-key-announcement";
 
 /// Most hops a federated document fetch may take (the tree is four tiers deep).
 pub const MAX_HOPS: u32 = 8;
@@ -66,10 +75,13 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The HTTP response for the peer.
-    pub fn into_response(self) -> HttpResponse {
+    /// The HTTP response for the peer; a receipt carries this node's key
+    /// announcement during a rotation.
+    pub fn into_response(self, announcement: Option<&str>) -> HttpResponse {
         match self {
-            Answer::Receipt(receipt) => HttpResponse::Ok().json(serde_json::json!({ "receipt": receipt })),
+            Answer::Receipt(receipt) => {
+                HttpResponse::Ok().json(serde_json::json!({ "receipt": receipt, "announcement": announcement }))
+            }
             Answer::Refused { status, code, detail, extra } => problem(status, &code, detail, extra),
         }
     }
@@ -103,6 +115,56 @@ fn status_of(refusal: &BatchRefusal) -> StatusCode {
 }
 
 impl FederationContext {
+    /// Learns a peer's new signing key from its announcement, which must be
+    /// signed by a key already trusted for that same peer; the key is kept
+    /// in the trust folder (so a restart keeps it) and audited. The old key
+    /// stays trusted: both are accepted during the overlap.
+    pub fn learn_key(&self, peer: RegionCode, announcement: &str) -> Result<String, String> {
+        let mut keys = self.peer_keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut trial = keys.clone();
+        let kid = trial.accept_announcement(announcement).map_err(|e| format!("key announcement refused: {e}"))?;
+        if trial.region_of(&kid) != Some(peer.as_str()) {
+            return Err(format!("key announcement from {peer} is for another region"));
+        }
+        let claims: rhip_auth::KeyAnnouncement = announcement
+            .split('.')
+            .nth(1)
+            .and_then(|part| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
+            })
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| "key announcement claims unreadable".to_string())?;
+        let raw = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(&claims.new_public_key)
+                .map_err(|e| format!("key announcement: {e}"))?
+        };
+        let path = self.trust_dir.join(format!("{peer}.{kid}.pub.pem"));
+        std::fs::write(&path, rhip_auth::public_key_to_pem(&raw))
+            .map_err(|e| format!("cannot keep the new key of {peer} in {}: {e}", path.display()))?;
+        *keys = trial;
+        drop(keys);
+        let audited = self.store.write(|tx| {
+            tx.append_audit(&NewAuditEntry {
+                actor: format!("node:{peer}"),
+                actor_region: Some(peer.to_string()),
+                action: "federation_key".into(),
+                resource_type: "signing_key".into(),
+                resource_id: Some(kid.clone()),
+                outcome: "success".into(),
+                detail: Some(format!("new signing key of {peer} trusted, announced by its previous key")),
+                ..NewAuditEntry::default()
+            })
+        });
+        if let Err(error) = audited {
+            tracing::warn!(%error, "key rotation not audited");
+        }
+        tracing::info!(%peer, %kid, "learnt a peer's new signing key");
+        Ok(kid)
+    }
+
     /// What `GET /federation/v1/hello` answers.
     pub fn hello(&self) -> serde_json::Value {
         serde_json::json!({
@@ -110,6 +172,7 @@ impl FederationContext {
             "tier": self.me.tier().as_str(),
             "schema_versions": SCHEMA_VERSIONS,
             "key_ids": [self.key.key_id()],
+            "key_announcement": self.announcement,
             "retention": self.policy,
         })
     }
@@ -229,13 +292,22 @@ impl FederationContext {
     /// Verifies, sequences and applies one pushed batch (blocking: call on
     /// the blocking pool). The whole batch is applied in one transaction;
     /// business-rule failures of single changes are parked, not fatal.
-    pub fn receive(&self, peer: RegionCode, manifest_jws: &str, payload: &[u8]) -> Answer {
-        let verified = {
-            let keys = match self.peer_keys.read() {
-                Ok(keys) => keys,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+    pub fn receive(&self, peer: RegionCode, manifest_jws: &str, payload: &[u8], announcement: Option<&str>) -> Answer {
+        let verify = || {
+            let keys = self.peer_keys.read().unwrap_or_else(|p| p.into_inner());
             verify_batch(&keys, peer.as_str(), self.me.as_str(), manifest_jws, payload)
+        };
+        let verified = match (verify(), announcement) {
+            (Err(refusal), Some(announcement)) if refusal.code() == "unknown_key" => {
+                match self.learn_key(peer, announcement) {
+                    Ok(_) => verify(),
+                    Err(problem) => {
+                        tracing::warn!(%peer, %problem, "key announcement not accepted");
+                        Err(refusal)
+                    }
+                }
+            }
+            (verified, _) => verified,
         };
         let batch = match verified {
             Ok(batch) => batch,

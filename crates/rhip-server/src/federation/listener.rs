@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `GET /federation/v1/hello` | region, tier, batch schema versions, retention, key ids |
 //! | `POST /federation/v1/batches` | a signed batch (manifest JWS in `X-RHIP-Manifest`, payload as body) → signed receipt |
+//! | `GET /federation/v1/reconcile` | what this node holds from the caller: last batch applied, its digest, changes received |
 //! | `GET /federation/v1/documents/{id}` | a document's bytes, from here or fetched on toward its holder (`X-RHIP-Holder`) |
 
 use super::context::FederationContext;
@@ -54,6 +55,7 @@ pub fn bind(
             .route("/federation/v1/hello", web::get().to(hello))
             .route("/federation/v1/batches", web::post().to(receive_batch))
             .route("/federation/v1/documents/{id}", web::get().to(document))
+            .route("/federation/v1/reconcile", web::get().to(reconcile))
             .default_service(web::to(|| async {
                 problem(StatusCode::NOT_FOUND, "not_found", "no such federation route".into(), serde_json::json!({}))
             }))
@@ -133,9 +135,12 @@ async fn receive_batch(request: HttpRequest, body: web::Bytes, context: web::Dat
             serde_json::json!({}),
         );
     };
+    let announcement =
+        request.headers().get(super::context::ANNOUNCEMENT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let context = context.into_inner();
-    match tokio::task::spawn_blocking(move || context.receive(peer, &manifest, &body)).await {
-        Ok(answer) => answer.into_response(),
+    let ours = context.announcement.clone();
+    match tokio::task::spawn_blocking(move || context.receive(peer, &manifest, &body, announcement.as_deref())).await {
+        Ok(answer) => answer.into_response(ours.as_deref()),
         Err(error) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -185,5 +190,27 @@ async fn document(
             format!("document task failed: {error}"),
             serde_json::json!({}),
         ),
+    }
+}
+
+/// What this node holds from the calling peer, for its reconciliation.
+async fn reconcile(request: HttpRequest, context: web::Data<FederationContext>) -> HttpResponse {
+    let Some(peer) = peer_of(&request) else {
+        return problem(StatusCode::FORBIDDEN, "no_peer", "no peer certificate".into(), serde_json::json!({}));
+    };
+    let store = context.store.clone();
+    let me = context.me;
+    match tokio::task::spawn_blocking(move || store.read(|tx| tx.received_from(peer.as_str()))).await {
+        Ok(Ok((last_seq, last_digest, received))) => HttpResponse::Ok().json(serde_json::json!({
+            "region": me.as_str(),
+            "peer": peer.as_str(),
+            "last_seq": last_seq,
+            "last_digest": last_digest,
+            "received_changes": received,
+        })),
+        Ok(Err(error)) => {
+            problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", error.to_string(), serde_json::json!({}))
+        }
+        Err(error) => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string(), serde_json::json!({})),
     }
 }

@@ -79,16 +79,46 @@ pub struct Federation {
     pub refusals: tokio::sync::mpsc::UnboundedReceiver<tls::Refusal>,
 }
 
-/// Reads the peers' public keys from `trust_dir` (`<region>.pub.pem`).
+/// Reads the peers' public keys from `trust_dir`: `<region>.pub.pem` as
+/// written by `federation init`, plus `<region>.<kid>.pub.pem` learnt from
+/// key announcements. Every peer needs at least one.
 pub fn load_peer_keys(dir: &std::path::Path, peers: &[Peer]) -> Result<rhip_auth::PeerKeys, String> {
     let mut keys = rhip_auth::PeerKeys::new();
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
     for peer in peers {
-        let path = dir.join(format!("{}.pub.pem", peer.region));
-        let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let key = rhip_auth::public_key_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        keys.trust(peer.region.as_str(), &key);
+        let prefix = format!("{}.", peer.region);
+        let mine: Vec<&std::path::PathBuf> = files
+            .iter()
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|name| name.starts_with(&prefix) && name.ends_with(".pub.pem"))
+            })
+            .collect();
+        if mine.is_empty() {
+            return Err(format!("{}: no key of peer {} ({}.pub.pem)", dir.display(), peer.region, peer.region));
+        }
+        for path in mine {
+            let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = rhip_auth::public_key_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            keys.trust(peer.region.as_str(), &key);
+        }
     }
     Ok(keys)
+}
+
+/// This node's key announcement, if it rotated its key (next to the key).
+pub fn own_announcement(settings: &Settings) -> Result<Option<String>, String> {
+    let path = settings.keys.signing_key.with_file_name("announcement.jws");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(format!("{}: {error}", path.display())),
+    }
 }
 
 /// Builds the federation side when `[federation]` names peers; binds its
@@ -122,6 +152,8 @@ pub fn build(
         agents.insert(peer.region, agent);
     }
     let context = std::sync::Arc::new(context::FederationContext {
+        announcement: own_announcement(settings)?,
+        trust_dir: trust.clone(),
         agents,
         store,
         me: settings.node.region,

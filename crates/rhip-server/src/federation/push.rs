@@ -6,7 +6,7 @@
 //! resends the very same bytes; the receiver answers a replay with its stored
 //! receipt. Failures back off exponentially with jitter.
 
-use super::context::FederationContext;
+use super::context::{FederationContext, ANNOUNCEMENT_HEADER};
 use super::listener::MANIFEST_HEADER;
 use super::{Direction, Peer};
 use rhip_federation::{
@@ -172,6 +172,80 @@ impl Pusher {
         Ok(policy)
     }
 
+    /// The nightly comparison with every peer: what this node believes the
+    /// peer acknowledged against what the peer says it applied. A peer that
+    /// lost batches (restored from a backup) gets them again: the link is
+    /// rewound and the kept batches are resent byte for byte. A forked
+    /// chain is reported on the link for an operator. Blocking.
+    pub fn reconcile(&self) -> HashMap<String, Result<String, String>> {
+        let mut results = HashMap::new();
+        let Ok(_guard) = self.busy.lock() else { return results };
+        let _singleton = match self.context.store.try_singleton("rhip:federation:push") {
+            Ok(Some(singleton)) => singleton,
+            _ => return results,
+        };
+        for peer in &self.context.peers {
+            let result = self.reconcile_link(peer);
+            match &result {
+                Ok(report) => tracing::info!(peer = %peer.region, %report, "federation link reconciled"),
+                Err(error) => {
+                    tracing::warn!(peer = %peer.region, %error, "federation link reconciliation failed");
+                    let message = format!("reconciliation: {error}");
+                    if let Err(error) =
+                        self.context.store.write(|tx| tx.note_link_failure(peer.region.as_str(), &message))
+                    {
+                        tracing::warn!(%error, "reconciliation failure not recorded");
+                    }
+                }
+            }
+            results.insert(peer.region.to_string(), result);
+        }
+        results
+    }
+
+    fn reconcile_link(&self, peer: &Peer) -> Result<String, String> {
+        let agent = self.agent(peer).ok_or_else(|| format!("no link to {}", peer.region))?;
+        let theirs: serde_json::Value = agent
+            .get(&format!("{}/federation/v1/reconcile", peer.url))
+            .call()
+            .map_err(|e| transport(e).to_string())?
+            .into_json()
+            .map_err(|e| format!("reconcile answer from {}: {e}", peer.region))?;
+        let their_seq = theirs["last_seq"].as_i64().ok_or("reconcile answer has no last_seq")?;
+        let their_digest = theirs["last_digest"].as_str().ok_or("reconcile answer has no last_digest")?.to_string();
+        let received = theirs["received_changes"].as_i64().unwrap_or(0);
+        let code = peer.region.as_str();
+        self.context
+            .store
+            .write(|tx| {
+                let link = tx.link(code)?.ok_or_else(|| rhip_store::StoreError::NotFound(format!("link {code}")))?;
+                let acked = tx.acked_change_count(code)?;
+                if their_seq < link.last_acked_seq {
+                    let ours_there = tx.outbound_batch(code, their_seq)?.map(|b| b.digest);
+                    if their_seq > 0 && ours_there.as_deref() != Some(their_digest.as_str()) {
+                        return Ok(Err(format!(
+                            "{code} holds batch {their_seq} with digest {their_digest}, which this node did not send"
+                        )));
+                    }
+                    let resent = tx.rewind_link(code, their_seq)?;
+                    return Ok(Ok(format!(
+                        "{code} had applied batches up to {their_seq} of {} acknowledged; {resent} batches will be resent",
+                        link.last_acked_seq
+                    )));
+                }
+                if their_seq == link.last_acked_seq && their_digest != link.last_acked_digest {
+                    return Ok(Err(format!(
+                        "chains differ at batch {their_seq}: {code} holds digest {their_digest}, this node sent {}",
+                        link.last_acked_digest
+                    )));
+                }
+                Ok(Ok(format!(
+                    "in step at batch {their_seq}; {acked} changes acknowledged, {received} received there"
+                )))
+            })
+            .map_err(|e| e.to_string())?
+    }
+
     /// Asks a peer who it is and which batch schema versions it speaks.
     pub fn hello(&self, peer: &Peer) -> Result<serde_json::Value, PushError> {
         let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
@@ -323,11 +397,14 @@ impl Pusher {
         digest: &str,
     ) -> Result<(String, i64), PushError> {
         let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
-        let result = agent
+        let mut request = agent
             .post(&format!("{}/federation/v1/batches", peer.url))
             .set(MANIFEST_HEADER, manifest)
-            .set("content-type", "application/json")
-            .send_bytes(payload);
+            .set("content-type", "application/json");
+        if let Some(announcement) = &self.context.announcement {
+            request = request.set(ANNOUNCEMENT_HEADER, announcement);
+        }
+        let result = request.send_bytes(payload);
         let sent = self.context.store.write(|tx| {
             tx.mark_batch_sent(peer.region.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
             tx.note_link_sent(peer.region.as_str())
@@ -354,9 +431,18 @@ impl Pusher {
             .as_str()
             .ok_or_else(|| PushError::Protocol(format!("{} answered without a receipt", peer.region)))?
             .to_string();
-        let keys = self.context.peer_keys.read().unwrap_or_else(|p| p.into_inner());
-        let checked = verify_receipt(&keys, peer.region.as_str(), &receipt, digest, seq)
-            .map_err(|e| PushError::Protocol(format!("receipt from {} refused: {}", peer.region, e.message())))?;
+        let verify = || {
+            let keys = self.context.peer_keys.read().unwrap_or_else(|p| p.into_inner());
+            verify_receipt(&keys, peer.region.as_str(), &receipt, digest, seq)
+        };
+        let checked = match (verify(), body["announcement"].as_str()) {
+            (Err(refusal), Some(announcement)) if refusal.code() == "unknown_key" => {
+                self.context.learn_key(peer.region, announcement).map_err(PushError::Protocol)?;
+                verify()
+            }
+            (checked, _) => checked,
+        }
+        .map_err(|e| PushError::Protocol(format!("receipt from {} refused: {}", peer.region, e.message())))?;
         if !checked.parked.is_empty() {
             tracing::warn!(peer = %peer.region, seq, parked = checked.parked.len(), "peer parked changes");
         }

@@ -8,6 +8,7 @@ mod federation;
 mod hl7;
 mod init;
 mod person;
+mod rotate;
 mod serve;
 mod token;
 
@@ -33,9 +34,11 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Bench(BenchCommand::CdaParse(args)) => bench::cda_parse(&args),
         Command::Bench(BenchCommand::Documents(args)) => bench::documents(&args),
+        Command::Bench(BenchCommand::Federation(args)) => bench::federation(&args),
         Command::Federation(FederationCommand::Init(args)) => federation::init(&args),
         Command::Federation(FederationCommand::DeadLetters(args)) => dead_letters::list(&args),
         Command::Federation(FederationCommand::Retry(args)) => dead_letters::retry(&args),
+        Command::Federation(FederationCommand::RotateKey(args)) => rotate::rotate(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
