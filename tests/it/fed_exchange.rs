@@ -881,3 +881,78 @@ fn reconciliation_resends_what_a_parent_restored_from_a_backup_lost() {
     xihu.terminate();
     hangzhou.terminate();
 }
+
+#[test]
+fn value_domains_published_nationally_reach_every_node_and_validation_uses_them() {
+    let spec = [("000000", None), ("330000", Some("000000")), ("330106", Some("330000"))];
+    let Some(fed) = Federation::init(&spec, Backend::Sqlite) else { return };
+    fed.add_facility("330106", "H330106001");
+    let nodes: Vec<(&str, Node)> = spec.iter().map(|(region, _)| (*region, fed.start(region))).collect();
+    let node = |region: &str| &nodes.iter().find(|(r, _)| *r == region).unwrap().1;
+    let married = |control: &str, sequence: u16, marital: &str| {
+        let text = String::from_utf8(admission(
+            "H330106001",
+            control,
+            &format!("MRN-{control}"),
+            &citizen_id("330106", sequence),
+            "330106",
+            &format!("V-{control}"),
+        ))
+        .unwrap();
+        text.replace("||13900001111\r", &format!("||13900001111|||{marital}\r")).into_bytes()
+    };
+    let ack = |message: &[u8]| Mllp::connect(node("330106").mllp.as_deref().unwrap()).send(message);
+    assert_eq!(ack(&married("M1", 801, "20")).code(), "AA", "the embedded table has 20 已婚");
+
+    // A new version of GB/T 2261.2 without the code 20 (say it was retired).
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("marital.csv");
+    std::fs::write(
+        &csv,
+        "code,name,parent\n10,未婚,\n21,初婚,20\n22,再婚,20\n23,复婚,20\n30,丧偶,\n40,离婚,\n90,未说明的婚姻状况,\n",
+    )
+    .unwrap();
+    let national = fed.config("000000");
+    let publish = |config: &std::path::Path, version: &str| {
+        rhip_tests::rhip(&[
+            "reference",
+            "publish",
+            "--config",
+            config.to_str().unwrap(),
+            "--domain",
+            "GB/T 2261.2",
+            "--version",
+            version,
+            "--file",
+            csv.to_str().unwrap(),
+        ])
+    };
+    let published = publish(&national, "2026.1");
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    rhip_tests::assert_fails(&publish(&national, "2026.1"), 2, "already published");
+    rhip_tests::assert_fails(&publish(&fed.config("330106"), "2026.2"), 2, "only the national node");
+
+    for region in ["000000", "330000", "330106"] {
+        let token = fed.token(region, "auditor");
+        eventually("the new version at every node", WAIT, || {
+            let domains = get_json(node(region), "/api/v1/reference/value-domains", &token);
+            let marital = domains["items"].as_array().unwrap().iter().find(|d| d["domain"] == "GB/T 2261.2")?.clone();
+            (marital["version"] == "2026.1").then_some(marital)
+        });
+    }
+    let domains = get_json(node("330106"), "/api/v1/reference/value-domains", &fed.token("330106", "auditor"));
+    let sex = domains["items"].as_array().unwrap().iter().find(|d| d["domain"] == "GB/T 2261.1").unwrap();
+    assert_eq!(sex["version"], "embedded", "domains not published stay embedded");
+
+    // The county validates against the version it holds (its cache refreshes within ten seconds).
+    let refused = eventually("validation by the new version", Duration::from_secs(30), || {
+        let answer = ack(&married(&format!("M2-{}", uuid::Uuid::now_v7().simple()), 803, "20"));
+        (answer.code() == "AE").then_some(answer)
+    });
+    let errors = refused.errors_text().join(" ");
+    assert!(errors.contains("PID-16") && errors.contains("2026.1"), "{errors}");
+    assert_eq!(ack(&married("M3", 805, "21")).code(), "AA");
+    for (_, node) in nodes {
+        node.terminate();
+    }
+}

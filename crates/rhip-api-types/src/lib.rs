@@ -356,6 +356,25 @@ pub struct StatsSummary {
     pub submissions_rejected: i64,
 }
 
+/// A value domain as this node validates against it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValueDomainView {
+    /// Domain identifier (`GB/T 2261.2`, `CV02.01.101`, ...).
+    pub domain: String,
+    /// Its name.
+    pub name: String,
+    /// The version in force: a published label, or `embedded` for the table built into the software.
+    pub version: String,
+    /// `published` (received from the national node) or `embedded`.
+    pub source: String,
+    /// Number of codes.
+    pub codes: usize,
+    /// Region that published it (`000000`), for published versions.
+    pub published_by: Option<String>,
+    /// When it was published.
+    pub published_at: Option<NaiveDateTime>,
+}
+
 /// This node's federation links, as `GET /api/v1/federation/status` shows them.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct FederationStatus {

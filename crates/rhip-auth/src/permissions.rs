@@ -30,6 +30,8 @@ pub enum Permission {
     ReadStats,
     /// Read the node's federation link status.
     ReadFederation,
+    /// Read the value domains in force (reference data, not personal).
+    ReadReference,
 }
 
 /// Whether `role` may perform `permission` (within its scope).
@@ -48,6 +50,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         ReadSubmissions => matches!(role, HospitalSystem | Commission | NodeAdmin),
         ReadStats => matches!(role, Commission),
         ReadFederation => matches!(role, Commission | NodeAdmin | Auditor),
+        ReadReference => true,
     }
 }
 

@@ -882,6 +882,16 @@ impl Tx<'_> {
             ("document", "supersede") => self.apply_supersede(change),
             ("medication", "create") => self.apply_medication(change),
             ("facility", "create" | "update") => self.apply_facility(change),
+            ("value_domain", "publish") => {
+                let version: crate::ValueDomainVersion = Self::remote_payload(change)?;
+                if version.published_by != "000000" {
+                    return park(format!(
+                        "value domain {} version {} was published by {}, not the national node",
+                        version.domain, version.version, version.published_by
+                    ));
+                }
+                self.store_value_domain(&version).map_err(Refusal::from)
+            }
             ("allergy" | "person_contact" | "person_coverage", _) if keep == RemoteKeep::Index => Ok(()),
             ("allergy", "create" | "update") => self.apply_allergy(change),
             ("person_contact", "create" | "update") => self.apply_contact(change),

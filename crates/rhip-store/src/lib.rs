@@ -27,6 +27,7 @@ mod meta;
 mod migrate;
 mod persons;
 mod records;
+mod reference;
 pub mod schema;
 mod scope;
 mod stats;
@@ -55,6 +56,7 @@ pub use records::{
     DiagnosisRecord, EhrEntryRecord, EncounterChanges, EncounterRecord, NewDiagnosis, NewEhrEntry, NewEncounter,
     NewObservation, ObservationRecord,
 };
+pub use reference::{HeldDomain, NewValueDomainVersion, PublishedEntry, ValueDomainVersion};
 pub use scope::{Access, Scope};
 pub use stats::RegionCounts;
 
@@ -77,6 +79,9 @@ struct Inner {
     /// SQLite has one writer; taking this lock before `BEGIN` keeps writers of
     /// this process from failing on lock upgrades. PostgreSQL needs none.
     sqlite_writer: Option<Mutex<()>>,
+    /// Value-domain versions in force, cached for validators (see
+    /// `Tx::held_value_domain`).
+    held_domains: Mutex<Option<(std::time::Instant, reference::HeldDomains)>>,
 }
 
 /// Options for opening a store.
@@ -113,7 +118,14 @@ impl Store {
             .build(Manager::new(url.clone()))
             .map_err(|e| StoreError::Unreachable { url: url.redacted(), reason: one_line(&e.to_string()) })?;
         let sqlite_writer = (url.backend() == Backend::Sqlite).then(|| Mutex::new(()));
-        let inner = Arc::new(Inner { pool, url, region, clock: HybridClock::new(60_000), sqlite_writer });
+        let inner = Arc::new(Inner {
+            pool,
+            url,
+            region,
+            clock: HybridClock::new(60_000),
+            sqlite_writer,
+            held_domains: Mutex::new(None),
+        });
         if inner.url.backend() == Backend::Sqlite {
             checkpoint::start(&inner.url, Arc::downgrade(&inner))
                 .map_err(|e| StoreError::Config(format!("cannot start the SQLite checkpointer: {e}")))?;

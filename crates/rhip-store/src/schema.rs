@@ -466,7 +466,22 @@ diesel::joinable!(medications -> persons (person_id));
 diesel::joinable!(ehr_entries -> persons (person_id));
 diesel::joinable!(persons -> households (household_id));
 
+diesel::table! {
+    /// Published versions of value domains (newest per domain is in force).
+    value_domain_versions (domain, version) {
+        domain -> Text,
+        version -> Text,
+        name -> Text,
+        entries -> Text,
+        published_by -> Text,
+        published_at -> Timestamp,
+        hlc -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    value_domain_versions,
     node_meta,
     facilities,
     households,

@@ -38,6 +38,9 @@ pub enum Command {
     /// Federation tools: node folders from a topology, parked remote changes.
     #[command(subcommand)]
     Federation(FederationCommand),
+    /// Reference data: publish versioned value domains (national node).
+    #[command(subcommand)]
+    Reference(ReferenceCommand),
     /// Start a demo county node with sample persons and print how to query it.
     Demo(DemoArgs),
 }
@@ -382,13 +385,60 @@ pub struct BenchMllpArgs {
 /// `rhip demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Folder for the demo node (default: a new temporary folder).
+    /// Folder for the demo federation's node folders (default: a new
+    /// temporary folder); a folder from an earlier run is reused.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Run the checks once, print a summary and exit (0 only if all passed).
+    /// Run the scenario to the end, print a summary of its checks and exit
+    /// (0 only if all passed).
     #[arg(long)]
     pub once: bool,
-    /// PostgreSQL URL instead of the embedded SQLite.
-    #[arg(long, value_name = "URL")]
+    /// A topology with the demo's eight regions on other addresses (default:
+    /// the embedded federation/demo.toml, ports 26000-26072).
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Not supported: the demo federation runs on embedded SQLite (refused
+    /// with a hint; kept so that old scripts get a clear answer).
+    #[arg(long, value_name = "URL", hide = true)]
     pub db: Option<String>,
+}
+
+/// `rhip reference ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Publish a version of a value domain from the national node; it travels
+    /// down to every node, which then validates against it.
+    #[command(disable_version_flag = true)]
+    Publish(ReferencePublishArgs),
+}
+
+/// `rhip reference publish`.
+#[derive(Debug, Args)]
+pub struct ReferencePublishArgs {
+    /// The national node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Domain identifier, e.g. `GB/T 2261.2` or `CV02.01.101`.
+    #[arg(long, value_name = "CODE")]
+    pub domain: String,
+    /// Version label, e.g. `2026.1`.
+    #[arg(long, value_name = "LABEL")]
+    pub version: String,
+    /// CSV of the version's codes (`code,name[,parent]`, header line first);
+    /// without it the embedded table of the domain is published.
+    #[arg(long, value_name = "CSV")]
+    pub file: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree (unique names, no clash with the
+    /// propagated `--version`) only when a command is parsed; check it here.
+    #[test]
+    fn the_command_tree_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

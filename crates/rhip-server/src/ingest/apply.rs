@@ -53,6 +53,10 @@ pub fn apply(
         }
         _ => DemographicsChange::FillGaps,
     };
+    let problems = held_domain_problems(tx, patient)?;
+    if !problems.is_empty() {
+        return Err(ApplyError::Content(problems));
+    }
     tx.lock_for(&format!("{facility}|{}", patient_key(patient)))?;
     let facts = demographics(patient, facility);
     let linked = tx.link_person(&facts, change, Some(submission_id))?;
@@ -433,4 +437,34 @@ fn encounter_type_name(encounter_type: &str) -> &'static str {
 
 fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
+}
+
+/// Coded demographics checked against the versions of their value domains
+/// this node holds (published by the national node and received down the
+/// federation); a code the version in force no longer lists is refused, with
+/// the field and the version named. Without a published version the
+/// embedded table, already checked when the message was read, applies.
+fn held_domain_problems(tx: &mut Tx<'_>, patient: &Patient) -> Result<Vec<Problem>, StoreError> {
+    let coded = [
+        ("GB/T 2261.1", 8, patient.sex.map(|s| s.code().to_string())),
+        ("GB/T 2261.2", 16, patient.marital_status.map(|m| m.code().to_string())),
+        ("GB 3304", 22, patient.ethnicity.map(|e| e.code().to_string())),
+    ];
+    let mut problems = Vec::new();
+    for (domain, field, code) in coded {
+        let Some(code) = code else { continue };
+        if let Some(held) = tx.held_value_domain(domain)? {
+            if !held.codes.contains(&code) {
+                problems.push(Problem::new(
+                    Location::field("PID", 1, field),
+                    ErrorCode::TableValueNotFound,
+                    format!(
+                        "PID-{field}: {code:?} is not a code of {domain} version {} held by this node",
+                        held.version
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }

@@ -11,6 +11,7 @@ pub mod me;
 pub mod openapi;
 pub mod params;
 pub mod persons;
+pub mod reference;
 pub mod stats;
 pub mod submissions;
 
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/review-queue", web::get().to(submissions::review_queue))
                 .route("/stats/summary", web::get().to(stats::summary))
                 .route("/federation/status", web::get().to(federation::status))
+                .route("/reference/value-domains", web::get().to(reference::value_domains))
                 .route("/me", web::get().to(me::me))
                 .route("/me/ehr", web::get().to(me::ehr))
                 .route("/me/documents", web::get().to(me::documents))

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::facilities::list, super::facilities::create,
         super::audit::query,
         super::hl7v2::submit, super::submissions::list, super::submissions::review_queue, super::stats::summary,
-        super::federation::status,
+        super::federation::status, super::reference::value_domains,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
         super::documents::submit, super::documents::get, super::documents::summary, super::documents::encounter_document,
     ),
@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         rhip_api_types::DiagnosisView, rhip_api_types::ObservationView, rhip_api_types::MergeView,
         rhip_api_types::ReviewItemView, rhip_api_types::AllergyView, rhip_api_types::ContactView,
         rhip_api_types::CoverageView, rhip_api_types::PrimaryCareView, rhip_api_types::FederationStatus,
-        rhip_api_types::LinkStatus,
+        rhip_api_types::LinkStatus, rhip_api_types::ValueDomainView,
     )),
     modifiers(&BearerAuth),
 )]

@@ -8,11 +8,14 @@ mod federation;
 mod hl7;
 mod init;
 mod person;
+mod reference;
 mod rotate;
 mod serve;
 mod token;
 
-use crate::cli::{BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand};
+use crate::cli::{
+    BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand, ReferenceCommand,
+};
 use crate::Failure;
 use rhip_server::Settings;
 use std::path::Path;
@@ -24,6 +27,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Serve(args) => serve::serve(&args.config),
         Command::Migrate(args) => serve::migrate(&args.config),
         Command::Token(args) => token::run(&args),
+        Command::Reference(ReferenceCommand::Publish(args)) => reference::publish(&args),
         Command::Facility(FacilityCommand::Add(args)) => facility::add(&args),
         Command::Facility(FacilityCommand::List(args)) => facility::list(&args),
         Command::Person(PersonCommand::Import(args)) => person::import(&args),
