@@ -135,7 +135,13 @@ fn county_to_municipal(backend: Backend) {
     hangzhou.terminate();
 }
 
-both_backends!(county_to_municipal => super::county_to_municipal;);
+both_backends! {
+    county_to_municipal => super::county_to_municipal;
+    forged_replayed_skipped_and_tampered_batches_are_refused_and_audited => super::forged_replayed_skipped_and_tampered_batches_are_refused_and_audited;
+    a_parent_that_is_down_or_killed_loses_nothing => super::a_parent_that_is_down_or_killed_loses_nothing;
+    a_link_that_drops_connections_at_random_delivers_everything_once => super::a_link_that_drops_connections_at_random_delivers_everything_once;
+    a_rotated_key_is_learnt_from_its_announcement_and_both_keys_are_accepted => super::a_rotated_key_is_learnt_from_its_announcement_and_both_keys_are_accepted;
+}
 
 /// A signed batch as the county would send it, built by the test with the
 /// county's real key and certificate.
@@ -179,9 +185,8 @@ fn facility_change(code: &str, sequence: u32) -> WireChange {
     }
 }
 
-#[test]
-fn forged_replayed_skipped_and_tampered_batches_are_refused_and_audited() {
-    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+fn forged_replayed_skipped_and_tampered_batches_are_refused_and_audited(backend: Backend) {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], backend) else {
         return;
     };
     let hangzhou = fed.start("330100");
@@ -486,9 +491,8 @@ fn a_xihu_resident_treated_in_tianhe_reaches_xihu_through_the_national_node() {
     }
 }
 
-#[test]
-fn a_parent_that_is_down_or_killed_loses_nothing() {
-    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+fn a_parent_that_is_down_or_killed_loses_nothing(backend: Backend) {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], backend) else {
         return;
     };
     fed.add_facility("330106", "H330106001");
@@ -699,9 +703,8 @@ fn two_counties_updating_one_person_agree_wherever_both_updates_arrive() {
     }
 }
 
-#[test]
-fn a_link_that_drops_connections_at_random_delivers_everything_once() {
-    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+fn a_link_that_drops_connections_at_random_delivers_everything_once(backend: Backend) {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], backend) else {
         return;
     };
     fed.add_facility("330106", "H330106001");
@@ -734,9 +737,8 @@ fn a_link_that_drops_connections_at_random_delivers_everything_once() {
     hangzhou.terminate();
 }
 
-#[test]
-fn a_rotated_key_is_learnt_from_its_announcement_and_both_keys_are_accepted() {
-    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+fn a_rotated_key_is_learnt_from_its_announcement_and_both_keys_are_accepted(backend: Backend) {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], backend) else {
         return;
     };
     fed.add_facility("330106", "H330106001");
