@@ -298,25 +298,75 @@ impl From<Result<ureq::Response, ureq::Error>> for Response {
     }
 }
 
-/// A demo folder and its database, for running `rhip demo` on a backend.
+/// A folder for `rhip demo` and a topology with the demo's eight regions on
+/// free loopback ports, so the demo never takes the fixed ports of
+/// `federation/demo.toml` (26000-26072) that other tests and other runs use.
 pub struct Demo {
     pub dir: tempfile::TempDir,
-    pub db: TestDb,
+    /// The `--dir` of the demo (`dir/fed`).
+    pub folder: PathBuf,
+    /// The `--topology` file.
+    pub topology: PathBuf,
 }
 
 impl Demo {
-    /// A fresh folder (and database), or `None` when PostgreSQL is absent outside CI.
-    pub fn new(backend: Backend) -> Option<Demo> {
-        Some(Demo { db: TestDb::new(backend)?, dir: tempfile::tempdir().unwrap() })
+    /// (region, parent) of the demo federation.
+    pub const REGIONS: [(&'static str, Option<&'static str>); 8] = [
+        ("000000", None),
+        ("330000", Some("000000")),
+        ("330100", Some("330000")),
+        ("330106", Some("330100")),
+        ("330108", Some("330100")),
+        ("440000", Some("000000")),
+        ("440100", Some("440000")),
+        ("440106", Some("440100")),
+    ];
+
+    /// A fresh folder and topology (the demo runs on SQLite only).
+    pub fn new() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let held: Vec<std::net::TcpListener> =
+            (0..Self::REGIONS.len() * 3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let mut text = String::from("[federation]\nname = \"RHIP demo federation (test)\"\n");
+        for (i, (region, parent)) in Self::REGIONS.iter().enumerate() {
+            text.push_str(&format!(
+                "\n[[node]]\nregion = \"{region}\"\n{}api = \"127.0.0.1:{}\"\nmllp = \"127.0.0.1:{}\"\nfederation = \"127.0.0.1:{}\"\n",
+                parent.map(|p| format!("parent = \"{p}\"\n")).unwrap_or_default(),
+                ports[3 * i],
+                ports[3 * i + 1],
+                ports[3 * i + 2],
+            ));
+        }
+        drop(held);
+        let topology = dir.path().join("topology.toml");
+        std::fs::write(&topology, text).unwrap();
+        Demo { folder: dir.path().join("fed"), topology, dir }
     }
 
-    /// Runs `rhip demo --once` on this folder and database.
-    pub fn run_once(&self) -> Output {
-        let mut args = vec!["demo", "--once", "--dir", self.dir.path().to_str().unwrap()];
-        if let Some(url) = &self.db.url {
-            args.extend(["--db", url]);
-        }
+    /// Runs `rhip demo --once` on this folder and topology, plus `extra` arguments.
+    pub fn run_once_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "demo",
+            "--once",
+            "--dir",
+            self.folder.to_str().unwrap(),
+            "--topology",
+            self.topology.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
         rhip(&args)
+    }
+
+    /// Runs `rhip demo --once` on this folder and topology.
+    pub fn run_once(&self) -> Output {
+        self.run_once_with(&[])
+    }
+}
+
+impl Default for Demo {
+    fn default() -> Demo {
+        Demo::new()
     }
 }
 

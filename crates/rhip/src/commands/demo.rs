@@ -1,34 +1,79 @@
-//! `rhip demo`: one county node (Xihu, 330106) on the embedded SQLite in a
-//! folder, seeded with synthetic residents, facilities, encounters, EHR
-//! entries and a document, serving its API, with ready tokens and a curl line
-//! that works. `--once` runs the checks below through the real HTTP API,
-//! prints a summary table and exits 0 only if every check passed.
+//! `rhip demo`: the demo federation (`federation/demo.toml`, embedded in the
+//! binary) running on this machine. It writes the eight node folders (or
+//! reuses them), registers one hospital in each of Xihu, Binjiang and Tianhe,
+//! starts every node as a child process (`rhip serve`), sends synthetic
+//! admissions over MLLP and one CDA document over HTTP, and waits until the
+//! federation is quiet. Then it prints where to look and runs until Ctrl-C;
+//! with `--once` it checks through the nodes' HTTP APIs that every record is
+//! at every tier where the routing and retention rules say it belongs (and
+//! nowhere else), prints a summary table and exits 0 only if every check
+//! passed.
+//!
+//! Traffic is deterministic (same control ids, visit numbers and document), so
+//! a second run on the same folder resends it and changes nothing.
 
-use super::init::initialise;
-use super::token::{mint, TokenRequest};
+use super::facility::operator;
 use crate::cli::DemoArgs;
+use crate::topology::Topology;
 use crate::Failure;
 use anyhow::Context;
-use chrono::{Duration, NaiveDate};
-use rhip_core::{
-    CitizenId, EhrEntryKind, EncounterType, FacilityCode, FacilityKind, Identifier, PersonDemographics, RegionCode,
-    Role, Sex,
-};
-use rhip_server::{Application, Settings};
-use rhip_store::{NewDocument, NewEhrEntry, NewEncounter, NewFacility, NewPerson, Store};
+use chrono::NaiveDate;
+use rhip_api_types::NewFacilityRequest;
+use rhip_auth::claims::AUDIENCE;
+use rhip_auth::Claims;
+use rhip_core::{CitizenId, RegionCode, Role};
+use rhip_server::Settings;
+use rhip_store::NewAuditEntry;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-/// The demo county: Xihu district, Hangzhou, Zhejiang.
-const DEMO_REGION: &str = "330106";
-/// A neighbouring county, for a non-resident patient.
-const NEIGHBOUR_REGION: &str = "330108";
-const HOSPITAL: &str = "H330106001";
-const CLINIC: &str = "C330106002";
+/// The demo federation's topology, so the binary works without the repository.
+const DEMO_TOPOLOGY: &str = include_str!("../../../../federation/demo.toml");
+/// The demo's regions, parents before children (the order nodes start in).
+const REGIONS: [&str; 8] = ["000000", "330000", "440000", "330100", "440100", "330106", "330108", "440106"];
+const NATIONAL: &str = "000000";
+const XIHU: &str = "330106";
+const BINJIANG: &str = "330108";
+const TIANHE: &str = "440106";
+/// The hospitals the demo registers: (code, name, county).
+const HOSPITALS: [(&str, &str, &str); 3] = [
+    ("H330106001", "西湖区示范人民医院（演示）", XIHU),
+    ("H330108001", "滨江区示范人民医院（演示）", BINJIANG),
+    ("H440106001", "天河区示范人民医院（演示）", TIANHE),
+];
+/// Where the Xihu resident treated in Tianhe travels: up from Tianhe, then down to Xihu.
+const CROSS_PROVINCE_PATH: [&str; 7] = ["440106", "440100", "440000", "000000", "330000", "330100", "330106"];
+/// The posted CDA document, kept so that a second run resends the same bytes.
+const DOCUMENT_FILE: &str = "demo-document.xml";
+/// How long the federation may take to become quiet.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
 
 const SURNAMES: &str = include_str!("../../../../schemas/reference/surnames_zh_cn.csv");
 const GIVEN_NAMES: &str = include_str!("../../../../schemas/reference/given_names_zh_cn.csv");
 
 /// Runs `rhip demo`.
 pub fn run(args: &DemoArgs) -> Result<(), Failure> {
+    if args.db.is_some() {
+        return Err(Failure::usage(
+            "--db: the demo federation runs its eight nodes on embedded SQLite; for PostgreSQL write the nodes \
+             with `rhip federation init` and set database.url in each node.toml",
+        ));
+    }
+    let topology = match &args.topology {
+        Some(path) => Topology::load(path).map_err(Failure::usage)?,
+        None => Topology::parse(DEMO_TOPOLOGY).map_err(|e| Failure::Runtime(anyhow::anyhow!("demo topology: {e}")))?,
+    };
+    let mut regions: Vec<&str> = topology.nodes.iter().map(|n| n.region.as_str()).collect();
+    regions.sort_unstable();
+    let mut expected = REGIONS.to_vec();
+    expected.sort_unstable();
+    if regions != expected {
+        return Err(Failure::usage(format!("--topology: the demo needs exactly the regions {}", expected.join(", "))));
+    }
     let (dir, _temporary) = match &args.dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -37,312 +82,768 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
-    let region = RegionCode::parse(DEMO_REGION).map_err(|e| Failure::Runtime(e.into()))?;
-    let config = dir.join("node.toml");
-    if !config.exists() {
-        initialise(region, &dir, args.db.as_deref(), None)?;
+    prepare(&topology, &dir)?;
+    let settings = REGIONS
+        .iter()
+        .map(|region| Ok((*region, Settings::load(&config_of(&dir, region))?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let signer = Signer { settings };
+
+    let mut nodes = Nodes::start(&dir)?;
+    let http = Http::new();
+    let mut traffic = send_traffic(&dir, &nodes, &signer, &http)?;
+    eprintln!("waiting for the federation to become quiet …");
+    let quiet = wait_quiet(&nodes, &signer, &http);
+    find_traveller(&nodes, &signer, &http, &mut traffic)?;
+    print_guide(&dir, &nodes, &signer, &traffic)?;
+    if let Err(error) = &quiet {
+        eprintln!("warning: {error}");
     }
-    let settings = Settings::load(&config)?;
-    let store = super::open_store(&settings)?;
-    let seeded = seed(&store)?;
-    drop(store);
-    let commission = token(&settings, Role::Commission, None)?;
-    let auditor = token(&settings, Role::Auditor, None)?;
-    let resident = token(&settings, Role::Resident, Some(seeded.resident.clone()))?;
-    actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings)?;
-        let api = app.api_url();
-        print_guide(&dir, &api, &seeded, &commission, &auditor, &resident);
-        if let Some(mllp) = app.mllp_address() {
-            println!();
-            println!("HL7 v2 (MLLP) for facility {HOSPITAL}: rhip hl7 send --to {mllp} FILE...");
-        }
-        if !args.once {
-            app.run().await?;
-            return Ok(());
-        }
-        let handle = app.handle();
-        let server = actix_web::rt::spawn(app.run());
-        let tokens = Tokens { commission, auditor, resident };
-        let checks =
-            tokio::task::spawn_blocking(move || run_checks(&api, &tokens, &seeded)).await.context("run checks")?;
-        handle.stop(true).await;
-        server.await.context("server task")??;
-        print_summary(&checks);
-        if checks.iter().all(|c| c.passed) {
-            Ok(())
-        } else {
-            Err(Failure::Runtime(anyhow::anyhow!(
-                "{} of {} demo checks failed",
-                checks.iter().filter(|c| !c.passed).count(),
-                checks.len()
-            )))
-        }
-    })
+    if !args.once {
+        println!();
+        println!("Running until Ctrl-C.");
+        wait_for_signal()?;
+        nodes.stop();
+        return Ok(());
+    }
+    let checks = run_checks(&nodes, &signer, &http, &traffic)?;
+    nodes.stop();
+    print_summary(&checks);
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!("{failed} of {} demo checks failed", checks.len())))
+    }
 }
 
-fn token(settings: &Settings, role: Role, person: Option<String>) -> Result<String, Failure> {
-    mint(
-        settings,
-        &TokenRequest {
+fn config_of(dir: &Path, region: &str) -> PathBuf {
+    dir.join(region).join("node.toml")
+}
+
+/// Writes the federation into `dir` unless it is already there, and registers
+/// the demo hospitals at their counties (facilities travel up from there).
+fn prepare(topology: &Topology, dir: &Path) -> Result<(), Failure> {
+    let present = REGIONS.iter().filter(|region| config_of(dir, region).is_file()).count();
+    if present == 0 {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(Failure::usage(format!(
+                "--dir {} is neither empty nor a demo federation; choose a new folder",
+                dir.display()
+            )));
+        }
+        super::federation::generate(topology, dir)?;
+    } else if present < REGIONS.len() {
+        return Err(Failure::usage(format!(
+            "--dir {} holds only {present} of the demo's {} nodes; choose a new folder",
+            dir.display(),
+            REGIONS.len()
+        )));
+    }
+    for (code, name, region) in HOSPITALS {
+        let settings = Settings::load(&config_of(dir, region))?;
+        let store = super::open_store(&settings)?;
+        let request = NewFacilityRequest {
+            code: code.into(),
+            name: name.into(),
+            kind: Some("hospital".into()),
+            region: Some(region.into()),
+        };
+        let new = rhip_server::routes::facilities::validate(&request, settings.node.region)
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("facility {code}: {e}")))?;
+        store
+            .write(|tx| {
+                if tx.get_facility(code)?.is_some() {
+                    return Ok(());
+                }
+                tx.insert_facility(&new)?;
+                tx.append_audit(&NewAuditEntry {
+                    actor: operator(),
+                    role: Some("node_admin".into()),
+                    action: "create".into(),
+                    resource_type: "facility".into(),
+                    resource_id: Some(code.into()),
+                    outcome: "success".into(),
+                    detail: Some("rhip demo".into()),
+                    ..NewAuditEntry::default()
+                })
+            })
+            .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context(format!("register {code} at {region}"))))?;
+    }
+    Ok(())
+}
+
+/// Signs tokens with each node's key. The claims are the demo's own, so the
+/// store checks of `rhip token` (which would open a running node's database)
+/// are skipped; the nodes check every token as usual.
+struct Signer {
+    settings: Vec<(&'static str, Settings)>,
+}
+
+impl Signer {
+    fn sign(&self, node: &str, role: Role, facility: Option<&str>, person: Option<&str>) -> Result<String, Failure> {
+        let settings = &self.settings.iter().find(|(r, _)| *r == node).context("demo node settings")?.1;
+        let key = rhip_server::load_key(settings)?;
+        let now = chrono::Utc::now().timestamp();
+        let ttl = settings.max_token_ttl().min(Duration::from_secs(24 * 3600));
+        let region = matches!(role, Role::Commission | Role::Auditor | Role::NodeAdmin).then(|| node.to_string());
+        let claims = Claims {
+            sub: format!("demo-{role}"),
             role,
-            region: None,
-            facility: None,
-            person,
-            ttl: std::time::Duration::from_secs(24 * 3600),
-            sub: Some(format!("demo-{role}")),
-        },
-    )
+            region,
+            facility: facility.map(str::to_string),
+            person: person.map(str::to_string),
+            iss: node.to_string(),
+            aud: AUDIENCE.to_string(),
+            iat: now,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(3600),
+            jti: rhip_core::new_id().to_string(),
+        };
+        key.mint(&claims).map_err(|e| Failure::Runtime(anyhow::anyhow!("sign a demo token: {e}")))
+    }
 }
 
-/// What the seed made, for the guide and the checks.
-struct Seeded {
-    persons: usize,
-    residents_here: usize,
-    resident: String,
-    other_person: String,
-    resident_id_number: String,
+/// One running node.
+struct NodeProcess {
+    region: &'static str,
+    child: Child,
+    api: String,
+    mllp: String,
 }
 
-/// Adds the sample data once (a second run on the same folder reuses it).
-fn seed(store: &Store) -> Result<Seeded, Failure> {
-    let region = store.region();
-    let neighbour = RegionCode::parse(NEIGHBOUR_REGION).map_err(|e| Failure::Runtime(e.into()))?;
+/// The running nodes; stopped (SIGTERM, then kill) when dropped.
+struct Nodes {
+    nodes: Vec<NodeProcess>,
+}
+
+impl Nodes {
+    /// Starts every node as `rhip serve` of this executable, tier by tier
+    /// from the national node down, each tier once the one above is ready.
+    fn start(dir: &Path) -> Result<Nodes, Failure> {
+        let exe = std::env::current_exe().context("find the rhip executable")?;
+        let mut nodes = Nodes { nodes: Vec::new() };
+        for tier in [&REGIONS[..1], &REGIONS[1..3], &REGIONS[3..5], &REGIONS[5..]] {
+            let mut waiting = Vec::new();
+            for region in tier {
+                let folder = dir.join(region);
+                let log = std::fs::File::create(folder.join("serve.log"))
+                    .with_context(|| format!("create {}/serve.log", folder.display()))?;
+                let mut child = Command::new(&exe)
+                    .args(["serve", "--config"])
+                    .arg(config_of(dir, region))
+                    .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                    .env("NO_COLOR", "1")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(log)
+                    .spawn()
+                    .with_context(|| format!("start node {region}"))?;
+                let stdout = child.stdout.take().context("node stdout")?;
+                let (sender, receiver) = mpsc::channel();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                        let _ = sender.send(line);
+                    }
+                });
+                waiting.push((*region, child, receiver));
+            }
+            for (region, child, receiver) in waiting {
+                let line = receiver.recv_timeout(Duration::from_secs(60));
+                let mut node = NodeProcess { region, child, api: String::new(), mllp: String::new() };
+                let ready = line.ok().and_then(|line| Some((word_after(&line, "api ")?, word_after(&line, "mllp ")?)));
+                let Some((api, mllp)) = ready else {
+                    nodes.nodes.push(node);
+                    return Err(Failure::Runtime(anyhow::anyhow!(
+                        "node {region} did not start; see {}",
+                        dir.join(region).join("serve.log").display()
+                    )));
+                };
+                node.api = api;
+                node.mllp = mllp;
+                nodes.nodes.push(node);
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn node(&self, region: &str) -> Result<&NodeProcess, Failure> {
+        Ok(self.nodes.iter().find(|n| n.region == region).with_context(|| format!("node {region} is not running"))?)
+    }
+
+    fn api(&self, region: &str) -> String {
+        self.node(region).map(|n| n.api.clone()).unwrap_or_default()
+    }
+
+    /// SIGTERM to every node, then waits (15 s at most) and kills what is left.
+    fn stop(&mut self) {
+        for node in &mut self.nodes {
+            if matches!(node.child.try_wait(), Ok(None)) {
+                let _ = Command::new("kill").args(["-TERM", &node.child.id().to_string()]).status();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &mut self.nodes {
+            while matches!(node.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(node.child.try_wait(), Ok(None)) {
+                let _ = node.child.kill();
+            }
+            let _ = node.child.wait();
+        }
+        self.nodes.clear();
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn word_after(line: &str, marker: &str) -> Option<String> {
+    line.split(marker).nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_string)
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for_signal() -> Result<(), Failure> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("start a signal runtime")?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listen for SIGTERM")?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result.context("listen for Ctrl-C")?,
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.context("listen for Ctrl-C")?;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}
+
+/// A synthetic patient and the admission that brings them in.
+struct Patient {
+    /// Which group of the summary the patient belongs to.
+    group: &'static str,
+    home: &'static str,
+    hospital: &'static str,
+    name: String,
+    id_number: String,
+    message: Vec<u8>,
+}
+
+/// Residents of Xihu, Binjiang and Tianhe admitted at their own county's
+/// hospital, and one Xihu resident admitted in Tianhe (the last one).
+fn patients() -> Vec<Patient> {
     let surnames: Vec<&str> = SURNAMES.lines().skip(1).filter_map(|l| l.split(',').nth(1)).take(40).collect();
     let given: Vec<(&str, &str)> = GIVEN_NAMES.lines().skip(1).filter_map(|l| l.split_once(',')).collect();
-    let result = store.write(|tx| {
-        let existing =
-            tx.find_persons(&rhip_store::Scope::Node, &rhip_store::PersonQuery { limit: 1000, ..Default::default() })?;
-        if !existing.is_empty() {
-            return Ok(existing);
-        }
-        for (code, name, kind) in [
-            (HOSPITAL, "西湖区示范人民医院（演示）", FacilityKind::Hospital),
-            (CLINIC, "西湖区示范社区卫生服务中心（演示）", FacilityKind::CommunityHealthCentre),
-        ] {
-            let code = FacilityCode::parse(code).map_err(|e| rhip_store::StoreError::Corrupt(e.to_string()))?;
-            tx.insert_facility(&NewFacility { code, name: name.into(), kind, region })?;
-        }
-        let mut created = Vec::new();
-        for n in 0..8u16 {
+    let plan: [(&str, &str, &str); 8] = [
+        ("Xihu residents", XIHU, "H330106001"),
+        ("Xihu residents", XIHU, "H330106001"),
+        ("Xihu residents", XIHU, "H330106001"),
+        ("Binjiang residents", BINJIANG, "H330108001"),
+        ("Binjiang residents", BINJIANG, "H330108001"),
+        ("Tianhe residents", TIANHE, "H440106001"),
+        ("Tianhe residents", TIANHE, "H440106001"),
+        ("Xihu resident treated in Tianhe", XIHU, "H440106001"),
+    ];
+    plan.iter()
+        .zip(0u16..)
+        .map(|(&(group, home, hospital), n)| {
             let male = n % 2 == 0;
-            let home = if n == 7 { neighbour } else { region };
-            let birth = NaiveDate::from_ymd_opt(1950 + i32::from(n) * 9, 1 + u32::from(n % 12), 3 + u32::from(n))
+            let birth = NaiveDate::from_ymd_opt(1950 + i32::from(n) * 7, 1 + u32::from(n), 3 + u32::from(n))
                 .unwrap_or_default();
-            // Sequence parity decides sex in GB 11643: odd for men.
-            let id = CitizenId::generate(home, birth, 100 + n * 2 + u16::from(male));
+            // GB 11643: an odd sequence number is a man's.
+            let region = RegionCode::parse(home).unwrap_or(RegionCode::NATIONAL);
+            let id_number = CitizenId::generate(region, birth, 300 + n * 2 + u16::from(male)).as_str().to_string();
+            let surname = surnames.get(usize::from(n) * 3).copied().unwrap_or("王");
             let given_name = given
                 .iter()
                 .filter(|(_, sex)| *sex == if male { "male" } else { "female" })
-                .nth(usize::from(n) * 3)
-                .map_or("明", |(name, _)| name);
-            let name = format!("{}{}", surnames.get(usize::from(n) * 5).unwrap_or(&"王"), given_name);
-            let demographics = PersonDemographics {
-                name,
-                sex: if male { Sex::Male } else { Sex::Female },
-                birth_date: Some(birth),
-                id_number: Some(id),
-                ethnicity: None,
-                marital_status: None,
-                phone: Some(format!("1390000{:04}", 1000 + n)),
-                address_region: Some(home),
-                address_line: Some(format!("示范路{}号（演示地址）", 10 + n)),
-                identifiers: vec![Identifier {
-                    system: HOSPITAL.into(),
-                    value: format!("MRN{:06}", 1000 + n),
-                    type_code: Some("MR".into()),
-                }],
-            };
-            let person =
-                tx.insert_person(&NewPerson { non_resident: home != region, home_region: home, demographics })?;
-            let start = chrono::Utc::now().naive_utc() - Duration::days(i64::from(n) * 30 + 3);
-            let encounter = tx.insert_encounter(&NewEncounter {
-                person_id: person.id.clone(),
-                facility_code: HOSPITAL.into(),
-                visit_number: format!("V{:08}", 5000 + n),
-                encounter_type: EncounterType::Outpatient,
-                status: "finished".into(),
-                admitted_at: Some(start),
-                discharged_at: Some(start + Duration::hours(2)),
-                department: Some("全科".into()),
-                location: None,
-                prior_location: None,
-                attending: None,
-                admit_reason: None,
-            })?;
-            tx.insert_ehr_entry(&NewEhrEntry {
-                person_id: person.id.clone(),
-                kind: EhrEntryKind::Encounter,
-                occurred_at: start,
-                facility_code: Some(HOSPITAL.into()),
-                summary: "门诊就诊 全科".into(),
-                encounter_id: Some(encounter.id.clone()),
-                document_id: None,
-            })?;
-            if n == 0 {
-                let xml = sample_document(&person.id, &start.format("%Y%m%d%H%M%S").to_string());
-                let document = tx.insert_document(&NewDocument {
-                    person_id: Some(person.id.clone()),
-                    encounter_id: Some(encounter.id.clone()),
-                    type_code: "C0002".into(),
-                    title: "门(急)诊病历".into(),
-                    effective_at: start,
-                    author_facility: Some(HOSPITAL.into()),
-                    custodian: Some(HOSPITAL.into()),
-                    confidentiality: "N".into(),
-                    content_type: "application/xml".into(),
-                    type_system: Some(rhip_core::OID_DOCUMENT_TYPE_CODE_SYSTEM.into()),
-                    kind: "emr".into(),
-                    content: xml.into_bytes(),
-                    ..NewDocument::default()
-                })?;
-                tx.insert_ehr_entry(&NewEhrEntry {
-                    person_id: person.id.clone(),
-                    kind: EhrEntryKind::Document,
-                    occurred_at: start + Duration::hours(1),
-                    facility_code: Some(HOSPITAL.into()),
-                    summary: "门(急)诊病历".into(),
-                    encounter_id: Some(encounter.id.clone()),
-                    document_id: Some(document.id.clone()),
-                })?;
+                .nth(usize::from(n) * 4 + 1)
+                .map_or("明", |(name, _)| *name);
+            let admitted = format!("202403{:02}0800", 1 + n);
+            let message = format!(
+                "MSH|^~\\&|HIS|{hospital}|RHIP|RHIP|{admitted}00||ADT^A01^ADT_A01|DEMO-A01-{n}|P|2.5|||AL|NE||UNICODE UTF-8\r\
+                 EVN|A01|{admitted}00\r\
+                 PID|1||DEMO-MRN-{n}^^^{hospital}^MR~{id_number}^^^CHN^NNCHN||{surname}^{given_name}||{birth}|{sex}|||示范路{street}号（演示地址）^^^^^CHN^H^^{home}||1390000{phone:04}\r\
+                 PV1|1|I|内科^301^2||||D001^张^医生|||MED|||||||||DEMO-V-{n}|||||||||||||||||||||||||{admitted}00\r",
+                birth = birth.format("%Y%m%d"),
+                sex = if male { "M" } else { "F" },
+                street = 10 + n,
+                phone = 1000 + n,
+            );
+            Patient {
+                group,
+                home,
+                hospital,
+                name: format!("{surname}{given_name}"),
+                id_number,
+                message: message.into_bytes(),
             }
-            created.push(person);
+        })
+        .collect()
+}
+
+/// What the traffic made, for the guide and the checks.
+struct Traffic {
+    patients: Vec<Patient>,
+    /// EMPI id (at Xihu) of the Xihu resident treated in Tianhe.
+    traveller: String,
+    /// The document: its id, and the bytes posted.
+    document_id: String,
+    document: Vec<u8>,
+}
+
+fn hospital_of(region: &str) -> &'static str {
+    HOSPITALS.iter().find(|(_, _, r)| *r == region).map_or("", |(code, _, _)| code)
+}
+
+/// Sends the admissions over MLLP to the hospitals' counties, then posts one
+/// CDA document at Xihu as its hospital's system.
+fn send_traffic(dir: &Path, nodes: &Nodes, signer: &Signer, http: &Http) -> Result<Traffic, Failure> {
+    let patients = patients();
+    for patient in &patients {
+        let county = HOSPITALS.iter().find(|(code, _, _)| *code == patient.hospital).map_or(XIHU, |h| h.2);
+        let ack = send_mllp(&nodes.node(county)?.mllp, &patient.message)
+            .with_context(|| format!("send an admission to node {county}"))?;
+        if ack_code(&ack) != "AA" {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "node {county} refused the admission of {}: {}",
+                patient.name,
+                ack.replace('\r', " ")
+            )));
         }
-        Ok(created)
-    });
-    let persons = result.map_err(|e| Failure::Runtime(e.into()))?;
-    let first = persons.first().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("demo seed made no persons")))?;
-    let other = persons.get(1).unwrap_or(first);
-    Ok(Seeded {
-        persons: persons.len(),
-        residents_here: persons.iter().filter(|p| p.home_region == region.as_str()).count(),
-        resident: first.id.clone(),
-        other_person: other.id.clone(),
-        resident_id_number: first.id_number.clone().unwrap_or_default(),
-    })
-}
+    }
+    let xihu = nodes.api(XIHU);
+    let at_xihu = signer.sign(XIHU, Role::Commission, None, None)?;
+    let empi_at_xihu = |patient: &Patient| -> Result<String, Failure> {
+        let (status, body) = http.get_json(&format!("{xihu}/api/v1/persons?id_number={}", patient.id_number), &at_xihu);
+        body["items"][0]["empi_id"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("{status} {body}"))
+            .map_err(|e| Failure::Runtime(e.context(format!("find {} at Xihu", patient.name))))
+    };
 
-/// A small synthetic outpatient note in CDA R2 shape (demo data only).
-fn sample_document(person: &str, time: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<ClinicalDocument xmlns="urn:hl7-org:v3">
-  <realmCode code="CN"/>
-  <typeId root="2.16.840.1.113883.1.3" extension="POCD_MT000040"/>
-  <templateId root="2.16.156.10011.2.1.1.22"/>
-  <id root="2.16.156.10011.1.1" extension="DEMO-{person}"/>
-  <code code="C0002" codeSystem="2.16.156.10011.2.4" displayName="门(急)诊病历"/>
-  <title>门(急)诊病历（演示）</title>
-  <effectiveTime value="{time}"/>
-  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
-</ClinicalDocument>
-"#
-    )
-}
-
-fn print_guide(dir: &std::path::Path, api: &str, seeded: &Seeded, commission: &str, auditor: &str, resident: &str) {
-    println!("RHIP demo: county node {DEMO_REGION} (Xihu district, Hangzhou) in {}", dir.display());
-    println!("  API        {api}   (OpenAPI {api}/api/openapi.json, health {api}/healthz, metrics {api}/metrics)");
-    println!(
-        "  Data       {} synthetic persons ({} resident here), 2 facilities, encounters, EHR entries, 1 document",
-        seeded.persons, seeded.residents_here
-    );
-    println!();
-    println!("Try (a county commission searching its residents):");
-    println!("  curl -H 'Authorization: Bearer {commission}' '{api}/api/v1/persons?home_region={DEMO_REGION}'");
-    println!();
-    println!("Tokens (valid 24h):");
-    println!("  commission {commission}");
-    println!("  auditor    {auditor}");
-    println!("  resident   {resident}");
-    println!("             (EMPI {}; try {api}/api/v1/me/ehr and {api}/api/v1/me/access-log)", seeded.resident);
-}
-
-struct Tokens {
-    commission: String,
-    auditor: String,
-    resident: String,
-}
-
-struct Check {
-    name: &'static str,
-    passed: bool,
-    detail: String,
-}
-
-fn run_checks(api: &str, tokens: &Tokens, seeded: &Seeded) -> Vec<Check> {
-    let get = |path: &str, token: Option<&str>| -> (u16, serde_json::Value) {
-        let mut request = ureq::get(&format!("{api}{path}"));
-        if let Some(token) = token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        match request.call() {
-            Ok(response) => (response.status(), response.into_json().unwrap_or_default()),
-            Err(ureq::Error::Status(status, response)) => (status, response.into_json().unwrap_or_default()),
-            Err(error) => (0, serde_json::json!({ "error": error.to_string() })),
+    // The hospital posts the WS/T 500 EMR document Xihu generates for its first admission.
+    let hospital = hospital_of(XIHU);
+    let as_hospital = signer.sign(XIHU, Role::HospitalSystem, Some(hospital), None)?;
+    let file = dir.join(DOCUMENT_FILE);
+    let document = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let first = patients.first().context("no demo patients")?;
+            let empi = empi_at_xihu(first)?;
+            let (status, body) = http.get_json(&format!("{xihu}/api/v1/persons/{empi}/encounters"), &as_hospital);
+            let encounter = body["items"][0]["id"].as_str().with_context(|| format!("encounters: {status} {body}"))?;
+            let (status, bytes) =
+                http.get_bytes(&format!("{xihu}/api/v1/encounters/{encounter}/document.xml"), &as_hospital);
+            if status != 200 {
+                return Err(Failure::Runtime(anyhow::anyhow!("generate the demo document: {status}")));
+            }
+            std::fs::write(&file, &bytes).with_context(|| format!("write {}", file.display()))?;
+            bytes
         }
     };
-    let count = |body: &serde_json::Value| body["items"].as_array().map_or(0, Vec::len);
+    let (status, body) = http.post_xml(&format!("{xihu}/api/v1/documents"), &as_hospital, &document);
+    let document_id = match (status, body["id"].as_str()) {
+        (200 | 201, Some(id)) => id.to_string(),
+        _ => return Err(Failure::Runtime(anyhow::anyhow!("post the demo document at Xihu: {status} {body}"))),
+    };
+    Ok(Traffic { patients, traveller: String::new(), document_id, document })
+}
+
+/// The EMPI id at Xihu of the Xihu resident treated in Tianhe (there once
+/// the federation carried the admission home).
+fn find_traveller(nodes: &Nodes, signer: &Signer, http: &Http, traffic: &mut Traffic) -> Result<(), Failure> {
+    let Some(traveller) = traffic.patients.last() else { return Ok(()) };
+    let token = signer.sign(XIHU, Role::Commission, None, None)?;
+    let url = format!("{}/api/v1/persons?id_number={}", nodes.api(XIHU), traveller.id_number);
+    let (status, body) = http.get_json(&url, &token);
+    traffic.traveller = body["items"][0]["empi_id"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("find {} at Xihu: {status} {body}", traveller.name))?;
+    Ok(())
+}
+
+/// Sends one framed message and reads the ACK.
+fn send_mllp(address: &str, message: &[u8]) -> anyhow::Result<String> {
+    let mut stream = std::net::TcpStream::connect(address).with_context(|| format!("connect to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).context("set a timeout")?;
+    stream.write_all(&rhip_hl7::mllp::frame(message)).context("send")?;
+    let mut deframer = rhip_hl7::mllp::Deframer::new(1 << 20);
+    let mut buffer = [0u8; 8192];
+    loop {
+        let count = stream.read(&mut buffer).context("read the ACK")?;
+        anyhow::ensure!(count > 0, "the node closed the connection without an ACK");
+        for event in deframer.push(&buffer[..count]) {
+            if let rhip_hl7::mllp::FrameEvent::Message(ack) = event {
+                return Ok(String::from_utf8_lossy(&ack).into_owned());
+            }
+        }
+    }
+}
+
+/// MSA-1 of an ACK.
+fn ack_code(ack: &str) -> String {
+    ack.split('\r').find(|s| s.starts_with("MSA")).and_then(|s| s.split('|').nth(1)).unwrap_or_default().to_string()
+}
+
+/// Link figures of every node, for deciding that nothing moves any more.
+fn federation_snapshot(nodes: &Nodes, tokens: &[(String, String)], http: &Http) -> (bool, Vec<Value>) {
+    let mut quiet = true;
+    let mut figures = Vec::new();
+    for (region, token) in tokens {
+        let (status, body) = http.get_json(&format!("{}/api/v1/federation/status", nodes.api(region)), token);
+        let links = body["links"].as_array().cloned().unwrap_or_default();
+        quiet &= status == 200 && links.iter().all(|l| l["pending_changes"] == 0 && l["unacked_batches"] == 0);
+        for link in links {
+            figures.push(serde_json::json!([
+                region,
+                link["peer"],
+                link["last_sent_seq"],
+                link["last_acked_seq"],
+                link["last_received_seq"]
+            ]));
+        }
+    }
+    (quiet, figures)
+}
+
+/// Waits until no node has anything pending or unacknowledged on any link,
+/// twice in a row with the same sequence numbers (so no batch was in flight
+/// between the two looks).
+fn wait_quiet(nodes: &Nodes, signer: &Signer, http: &Http) -> Result<(), Failure> {
+    let tokens = REGIONS
+        .iter()
+        .map(|region| Ok((region.to_string(), signer.sign(region, Role::NodeAdmin, None, None)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let deadline = Instant::now() + QUIET_TIMEOUT;
+    let mut previous: Option<Vec<Value>> = None;
+    loop {
+        let (quiet, figures) = federation_snapshot(nodes, &tokens, http);
+        if quiet && previous.as_ref() == Some(&figures) {
+            return Ok(());
+        }
+        previous = quiet.then_some(figures);
+        if Instant::now() > deadline {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "the federation was not quiet after {} s",
+                QUIET_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn print_guide(dir: &Path, nodes: &Nodes, signer: &Signer, traffic: &Traffic) -> Result<(), Failure> {
+    println!("RHIP demo federation in {} (embedded SQLite; logs in <region>/serve.log)", dir.display());
+    println!("  {:<8} {:<10} {:<26} {:<17} name", "region", "tier", "api", "mllp");
+    for node in &nodes.nodes {
+        let region = RegionCode::parse(node.region).unwrap_or(RegionCode::NATIONAL);
+        println!(
+            "  {:<8} {:<10} {:<26} {:<17} {}",
+            node.region,
+            region.tier().as_str(),
+            node.api,
+            node.mllp,
+            region.name().unwrap_or("")
+        );
+    }
+    println!();
+    println!(
+        "Traffic: {} admissions (HL7 v2 over MLLP) at {}, including a Xihu resident treated in Tianhe; one CDA \
+         document posted at Xihu by {}.",
+        traffic.patients.len(),
+        HOSPITALS.iter().map(|(code, _, region)| format!("{code} ({region})")).collect::<Vec<_>>().join(", "),
+        hospital_of(XIHU),
+    );
+    let national = nodes.api(NATIONAL);
+    let xihu = nodes.api(XIHU);
+    let national_admin = signer.sign(NATIONAL, Role::NodeAdmin, None, None)?;
+    let national_commission = signer.sign(NATIONAL, Role::Commission, None, None)?;
+    let xihu_commission = signer.sign(XIHU, Role::Commission, None, None)?;
+    let resident = signer.sign(XIHU, Role::Resident, None, Some(&traffic.traveller))?;
+    println!();
+    println!("Try (tokens valid up to 24 h):");
+    println!("  the links of the national node:");
+    println!("    curl -H 'Authorization: Bearer {national_admin}' '{national}/api/v1/federation/status'");
+    println!(
+        "  the Xihu resident treated in Tianhe, at home in Xihu (the Tianhe encounter came via the national node):"
+    );
+    println!("    curl -H 'Authorization: Bearer {xihu_commission}' '{xihu}/api/v1/persons/{}/ehr'", traffic.traveller);
+    println!(
+        "  the document's bytes through the national node, which keeps only its index and fetches them from below:"
+    );
+    println!(
+        "    curl -H 'Accept: application/xml' -H 'Authorization: Bearer {national_commission}' \
+         '{national}/api/v1/documents/{}'",
+        traffic.document_id
+    );
+    println!("  that resident's own record and who looked at it:");
+    println!("    curl -H 'Authorization: Bearer {resident}' '{xihu}/api/v1/me/ehr'");
+    println!("    curl -H 'Authorization: Bearer {resident}' '{xihu}/api/v1/me/access-log'");
+    println!("More tokens: rhip token --config {} --role commission", config_of(dir, "<region>").display());
+    println!("Send HL7 v2: rhip hl7 send --to {} FILE... (MSH-4 {})", nodes.node(XIHU)?.mllp, hospital_of(XIHU));
+    Ok(())
+}
+
+/// One line of the summary.
+struct Check {
+    check: String,
+    place: String,
+    expected: String,
+    found: String,
+    ok: bool,
+}
+
+/// Which token sees a patient at a node: the commission of a node whose
+/// region contains the patient's home, otherwise a clinician of the treating
+/// hospital (a facility-scoped token sees persons with an encounter there).
+fn reader(signer: &Signer, node: &str, patient: &Patient) -> Result<String, Failure> {
+    let node_region = RegionCode::parse(node).map_err(|e| Failure::Runtime(e.into()))?;
+    let home = RegionCode::parse(patient.home).map_err(|e| Failure::Runtime(e.into()))?;
+    if node_region.contains(&home) {
+        signer.sign(node, Role::Commission, None, None)
+    } else {
+        signer.sign(node, Role::Clinician, Some(patient.hospital), None)
+    }
+}
+
+fn place(region: &str) -> String {
+    let name = RegionCode::parse(region).ok().and_then(|r| r.name()).unwrap_or("");
+    format!("{region} {name}")
+}
+
+fn run_checks(nodes: &Nodes, signer: &Signer, http: &Http, traffic: &Traffic) -> Result<Vec<Check>, Failure> {
     let mut checks = Vec::new();
-    let mut check = |name, passed, detail: String| checks.push(Check { name, passed, detail });
+    let mut check = |check: &str, region: &str, expected: String, found: String| {
+        let ok = expected == found;
+        checks.push(Check { check: check.into(), place: place(region), expected, found, ok });
+    };
+    let persons = |region: &str, token: &str, patient: &Patient| -> Vec<Value> {
+        let url = format!("{}/api/v1/persons?id_number={}", nodes.api(region), patient.id_number);
+        http.get_json(&url, token).1["items"].as_array().cloned().unwrap_or_default()
+    };
 
-    let (status, body) = get("/healthz", None);
+    // Each county's residents, at their county and every tier above it, once each.
+    for (group, home) in [("Xihu residents", XIHU), ("Binjiang residents", BINJIANG), ("Tianhe residents", TIANHE)] {
+        let members: Vec<&Patient> = traffic.patients.iter().filter(|p| p.group == group).collect();
+        let home_code = RegionCode::parse(home).map_err(|e| Failure::Runtime(e.into()))?;
+        let mut tiers = vec![home_code];
+        while let Some(parent) = tiers.last().and_then(RegionCode::parent) {
+            tiers.push(parent);
+        }
+        for tier in tiers.iter().map(RegionCode::as_str) {
+            let token = signer.sign(tier, Role::Commission, None, None)?;
+            let once = members.iter().filter(|p| persons(tier, &token, p).len() == 1).count();
+            check(
+                &format!("{group} present once each"),
+                tier,
+                format!("{0} of {0}", members.len()),
+                format!("{once} of {}", members.len()),
+            );
+        }
+    }
+
+    // Nowhere else: a clinician of the treating hospital would see them if they had arrived.
+    for (group, elsewhere) in [
+        ("Xihu residents", BINJIANG),
+        ("Binjiang residents", XIHU),
+        ("Tianhe residents", "330000"),
+        ("Xihu residents", "440000"),
+        ("Xihu resident treated in Tianhe", BINJIANG),
+    ] {
+        let members: Vec<&Patient> = traffic.patients.iter().filter(|p| p.group == group).collect();
+        let mut found = 0;
+        for patient in &members {
+            let token = signer.sign(elsewhere, Role::Clinician, Some(patient.hospital), None)?;
+            found += persons(elsewhere, &token, patient).len();
+        }
+        check(&format!("{group} absent"), elsewhere, "0 persons".into(), format!("{found} persons"));
+    }
+
+    // The cross-province encounter: up from Tianhe, down to Xihu, once at every node.
+    if let Some(traveller) = traffic.patients.iter().find(|p| p.group == "Xihu resident treated in Tianhe") {
+        for region in CROSS_PROVINCE_PATH {
+            let token = reader(signer, region, traveller)?;
+            let found = persons(region, &token, traveller);
+            let found = match found.as_slice() {
+                [person] => {
+                    let empi = person["empi_id"].as_str().unwrap_or_default();
+                    let url = format!("{}/api/v1/persons/{empi}/encounters", nodes.api(region));
+                    let encounters = http.get_json(&url, &token).1["items"].as_array().cloned().unwrap_or_default();
+                    let at_tianhe = encounters.iter().filter(|e| e["facility"] == traveller.hospital).count();
+                    format!(
+                        "1 person (home {}), {at_tianhe} encounter at {}",
+                        person["home_region"], traveller.hospital
+                    )
+                    .replace('"', "")
+                }
+                other => format!("{} persons", other.len()),
+            };
+            check(
+                "cross-province encounter",
+                region,
+                format!("1 person (home {XIHU}), 1 encounter at {}", traveller.hospital),
+                found,
+            );
+        }
+        let resident = signer.sign(XIHU, Role::Resident, None, Some(&traffic.traveller))?;
+        let (status, body) = http.get_json(&format!("{}/api/v1/me/ehr", nodes.api(XIHU)), &resident);
+        let entries = body["items"].as_array().cloned().unwrap_or_default();
+        let from_tianhe = entries.iter().any(|e| e["facility"] == traveller.hospital);
+        check(
+            "resident reads own EHR with the Tianhe visit",
+            XIHU,
+            "200, Tianhe entry".into(),
+            format!("{status}, {}", if from_tianhe { "Tianhe entry" } else { "no Tianhe entry" }),
+        );
+    }
+
+    // The document: indexed at the national node, its bytes fetched from below.
+    let national = nodes.api(NATIONAL);
+    let token = signer.sign(NATIONAL, Role::Commission, None, None)?;
+    let url = format!("{national}/api/v1/documents/{}", traffic.document_id);
+    let (status, index) = http.get_json(&url, &token);
     check(
-        "node answers /healthz",
-        status == 200 && body["region"] == DEMO_REGION,
-        format!("{status} {}", body["tier"]),
+        "document index entry",
+        NATIONAL,
+        "200, same id".into(),
+        format!("{status}, {}", if index["id"] == traffic.document_id.as_str() { "same id" } else { "other id" }),
     );
-
-    let (status, body) = get(&format!("/api/v1/persons?home_region={DEMO_REGION}"), Some(&tokens.commission));
+    let (status, bytes) = http.get_bytes(&url, &token);
     check(
-        "commission finds its county's residents",
-        status == 200 && count(&body) == seeded.residents_here,
-        format!("{status}, {} of {} persons", count(&body), seeded.residents_here),
+        "document bytes fetched from below",
+        NATIONAL,
+        format!("200, {} bytes, identical", traffic.document.len()),
+        format!(
+            "{status}, {} bytes, {}",
+            bytes.len(),
+            if bytes == traffic.document { "identical" } else { "different" }
+        ),
     );
-
-    let (status, body) =
-        get(&format!("/api/v1/persons?id_number={}", seeded.resident_id_number), Some(&tokens.commission));
+    let admin = signer.sign(NATIONAL, Role::NodeAdmin, None, None)?;
+    let (status, body) = http.get_json(&format!("{national}/api/v1/federation/status"), &admin);
     check(
-        "search by citizen ID finds one person",
-        status == 200 && count(&body) == 1,
-        format!("{status}, {} found", count(&body)),
+        "national keeps EMR documents as an index",
+        NATIONAL,
+        "200, emr index".into(),
+        format!("{status}, emr {}", body["retention"]["emr"].as_str().unwrap_or("?")),
     );
+    let (status, _) = http.get_json(&format!("{national}/api/v1/persons"), "forged.token.value");
+    check("a forged token is refused", NATIONAL, "401".into(), status.to_string());
 
-    let (status, body) = get("/api/v1/persons?id_number=330106199901011234", Some(&tokens.commission));
-    check("an invalid citizen ID is refused with 422", status == 422, format!("{status} {}", body["detail"]));
+    // Nothing left to send anywhere, nothing parked.
+    for region in REGIONS {
+        let token = signer.sign(region, Role::NodeAdmin, None, None)?;
+        let (status, body) = http.get_json(&format!("{}/api/v1/federation/status", nodes.api(region)), &token);
+        let links = body["links"].as_array().cloned().unwrap_or_default();
+        let sum = |field: &str| links.iter().map(|l| l[field].as_i64().unwrap_or(0)).sum::<i64>();
+        let found = if status == 200 {
+            format!(
+                "{} pending, {} unacked, {} dead letters",
+                sum("pending_changes"),
+                sum("unacked_batches"),
+                body["dead_letters"].as_i64().unwrap_or(-1)
+            )
+        } else {
+            format!("status {status}")
+        };
+        check("federation quiet", region, "0 pending, 0 unacked, 0 dead letters".into(), found);
+    }
+    Ok(checks)
+}
 
-    let (status, body) = get("/api/v1/me/ehr", Some(&tokens.resident));
-    check("resident reads own EHR", status == 200 && count(&body) > 0, format!("{status}, {} entries", count(&body)));
-
-    let (status, _) = get(&format!("/api/v1/persons/{}", seeded.other_person), Some(&tokens.resident));
-    check("resident is refused another person's record", status == 403, format!("{status}"));
-
-    let (status, _) = get("/api/v1/persons", Some("forged.token.value"));
-    check("a forged token is refused with 401", status == 401, format!("{status}"));
-
-    let (status, body) = get("/api/v1/me/access-log", Some(&tokens.resident));
-    let commission_seen = body["items"].as_array().is_some_and(|items| items.iter().any(|e| e["role"] == "commission"));
-    check(
-        "resident sees the commission's access in the log",
-        status == 200 && commission_seen,
-        format!("{status}, {} entries", count(&body)),
-    );
-
-    let (status, body) = get("/api/v1/audit?outcome=denied", Some(&tokens.auditor));
-    check(
-        "auditor sees refused accesses",
-        status == 200 && count(&body) >= 2,
-        format!("{status}, {} denied entries", count(&body)),
-    );
-    checks
+/// Columns a text takes in a terminal: CJK characters take two.
+fn display_width(text: &str) -> usize {
+    text.chars().map(|c| if c >= '\u{2e80}' { 2 } else { 1 }).sum()
 }
 
 fn print_summary(checks: &[Check]) {
+    let width = |column: fn(&Check) -> &str, title: &str| {
+        checks.iter().map(|c| display_width(column(c))).chain([title.len()]).max().unwrap_or(0)
+    };
+    let widths = [
+        width(|c| &c.check, "check"),
+        width(|c| &c.place, "where"),
+        width(|c| &c.expected, "expected"),
+        width(|c| &c.found, "found"),
+    ];
+    let pad = |text: &str, width: usize| format!("{text}{}", " ".repeat(width.saturating_sub(display_width(text))));
     println!();
-    println!("{:<52} {:<6} detail", "check", "result");
+    println!(
+        "{}  {}  {}  {}  ok",
+        pad("check", widths[0]),
+        pad("where", widths[1]),
+        pad("expected", widths[2]),
+        pad("found", widths[3])
+    );
     for c in checks {
-        println!("{:<52} {:<6} {}", c.name, if c.passed { "PASS" } else { "FAIL" }, c.detail);
+        println!(
+            "{}  {}  {}  {}  {}",
+            pad(&c.check, widths[0]),
+            pad(&c.place, widths[1]),
+            pad(&c.expected, widths[2]),
+            pad(&c.found, widths[3]),
+            if c.ok { "PASS" } else { "FAIL" }
+        );
     }
-    let passed = checks.iter().filter(|c| c.passed).count();
+    let passed = checks.iter().filter(|c| c.ok).count();
     println!("{passed}/{} checks passed", checks.len());
+}
+
+/// A small HTTP client: answers of any status come back with their body.
+struct Http {
+    agent: ureq::Agent,
+}
+
+impl Http {
+    fn new() -> Http {
+        Http { agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+    }
+
+    fn call(&self, request: ureq::Request, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        let result = match body {
+            Some(body) => request.send_bytes(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => return (0, error.to_string().into_bytes()),
+        };
+        let status = response.status();
+        let mut bytes = Vec::new();
+        let _ = response.into_reader().read_to_end(&mut bytes);
+        (status, bytes)
+    }
+
+    fn get_json(&self, url: &str, token: &str) -> (u16, Value) {
+        let request = self.agent.get(url).set("Authorization", &format!("Bearer {token}"));
+        let (status, bytes) = self.call(request, None);
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn get_bytes(&self, url: &str, token: &str) -> (u16, Vec<u8>) {
+        let request =
+            self.agent.get(url).set("Authorization", &format!("Bearer {token}")).set("Accept", "application/xml");
+        self.call(request, None)
+    }
+
+    fn post_xml(&self, url: &str, token: &str, body: &[u8]) -> (u16, Value) {
+        let request = self
+            .agent
+            .post(url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Content-Type", "application/xml");
+        let (status, bytes) = self.call(request, Some(body));
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
 }

@@ -97,7 +97,7 @@ pub fn init(args: &FederationInitArgs) -> Result<(), Failure> {
 }
 
 /// Writes the CA and every node's folder under `out`.
-fn generate(topology: &Topology, out: &Path) -> Result<FederationSummary, Failure> {
+pub(super) fn generate(topology: &Topology, out: &Path) -> Result<FederationSummary, Failure> {
     let today = chrono::Utc::now().date_naive();
     let last = today + chrono::Days::new(u64::from(topology.validity_days));
 
