@@ -38,7 +38,7 @@ pub struct NewValueDomainVersion {
 }
 
 /// A stored version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = value_domain_versions)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct ValueDomainVersion {
@@ -95,14 +95,14 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             received_at: now,
         };
-        diesel::insert_into(value_domain_versions::table).values(value_row(&record)).execute(self.conn).map_err(
-            |e| match StoreError::from(e) {
+        diesel::insert_into(value_domain_versions::table).values(&record).execute(self.conn).map_err(|e| {
+            match StoreError::from(e) {
                 StoreError::Conflict(_) => {
                     StoreError::Conflict(format!("version {} of {} is already published", new.version, new.domain))
                 }
                 other => other,
-            },
-        )?;
+            }
+        })?;
         self.forget_held_domains();
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let id = format!("{}@{}", record.domain, record.version);
@@ -118,7 +118,7 @@ impl Tx<'_> {
         let exists: i64 =
             value_domain_versions::table.find((&record.domain, &record.version)).count().get_result(self.conn)?;
         if exists == 0 {
-            diesel::insert_into(value_domain_versions::table).values(value_row(&row)).execute(self.conn)?;
+            diesel::insert_into(value_domain_versions::table).values(&row).execute(self.conn)?;
             self.forget_held_domains();
         }
         Ok(())
@@ -166,28 +166,4 @@ impl Tx<'_> {
     fn forget_held_domains(&mut self) {
         *self.inner.held_domains.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
-}
-
-fn value_row(
-    record: &ValueDomainVersion,
-) -> (
-    diesel::dsl::Eq<value_domain_versions::domain, String>,
-    diesel::dsl::Eq<value_domain_versions::version, String>,
-    diesel::dsl::Eq<value_domain_versions::name, String>,
-    diesel::dsl::Eq<value_domain_versions::entries, String>,
-    diesel::dsl::Eq<value_domain_versions::published_by, String>,
-    diesel::dsl::Eq<value_domain_versions::published_at, NaiveDateTime>,
-    diesel::dsl::Eq<value_domain_versions::hlc, String>,
-    diesel::dsl::Eq<value_domain_versions::received_at, NaiveDateTime>,
-) {
-    (
-        value_domain_versions::domain.eq(record.domain.clone()),
-        value_domain_versions::version.eq(record.version.clone()),
-        value_domain_versions::name.eq(record.name.clone()),
-        value_domain_versions::entries.eq(record.entries.clone()),
-        value_domain_versions::published_by.eq(record.published_by.clone()),
-        value_domain_versions::published_at.eq(record.published_at),
-        value_domain_versions::hlc.eq(record.hlc.clone()),
-        value_domain_versions::received_at.eq(record.received_at),
-    )
 }

@@ -41,7 +41,8 @@ pub enum Command {
     /// Reference data: publish versioned value domains (national node).
     #[command(subcommand)]
     Reference(ReferenceCommand),
-    /// Start a demo county node with sample persons and print how to query it.
+    /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
+    /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
 }
 
