@@ -444,7 +444,16 @@ fn a_xihu_resident_treated_in_tianhe_reaches_xihu_through_the_national_node() {
     let nodes: Vec<(&str, Node)> = DEMO.iter().map(|(region, _)| (*region, fed.start(region))).collect();
     let node = |region: &str| &nodes.iter().find(|(r, _)| *r == region).unwrap().1;
     let id_number = citizen_id("330106", 17);
-    send(node("440106"), &admission("H440106001", "T1", "MRN-T1", &id_number, "330106", "V-T1"));
+    let mut admitted = admission("H440106001", "T1", "MRN-T1", &id_number, "330106", "V-T1");
+    admitted.extend_from_slice("DG1|1||I10^高血压^ICD10||20240301|A\r".as_bytes());
+    send(node("440106"), &admitted);
+    let results = format!(
+        "MSH|^~\\&|LIS|H440106001|RHIP|RHIP|20240302100000||ORU^R01^ORU_R01|T2|P|2.5|||AL|NE||UNICODE UTF-8\r\
+         PID|1||MRN-T1^^^H440106001^MR~{id_number}^^^CHN^NNCHN||王^测试||19800506|M|||文三路1号^^杭州市^浙江省^310000^CHN^H^^330106||13900001111\r\
+         OBR|1|ORD1|LAB1|CBC^血常规^LN|||20240302090000||||||||||||||20240302100000|||F\r\
+         OBX|1|NM|718-7^血红蛋白^LN||98|g/L|115-150|L|||F|||20240302093000\r"
+    );
+    send(node("440106"), results.as_bytes());
     let at_xihu = fed.token("330106", "commission");
     let empi = eventually("the Tianhe encounter at Xihu", WAIT, || {
         let found = persons_with(node("330106"), &at_xihu, &id_number);
@@ -467,6 +476,14 @@ fn a_xihu_resident_treated_in_tianhe_reaches_xihu_through_the_national_node() {
         .collect();
     let token = |region: &str| tokens.iter().find(|(r, _)| *r == region).unwrap().1.as_str();
 
+    // The diagnosis and the result made in Tianhe are in the home county's record too.
+    let at_home = eventually("the Tianhe result at Xihu", WAIT, || {
+        let results = get_json(node("330106"), &format!("/api/v1/persons/{empi}/observations"), &at_xihu);
+        (results["items"].as_array()?.len() == 1).then_some(results)
+    });
+    assert_eq!(at_home["items"][0]["code"], "718-7", "{at_home}");
+    let encounter = &encounters_of(node("330106"), &at_xihu, &empi)[0];
+    assert_eq!(encounter["diagnoses"][0]["code"], "I10", "{encounter}");
     // Every node on the path holds the person and the encounter exactly once; Binjiang,
     // off the path, holds nothing.
     for region in ["440106", "440100", "440000", "000000", "330000", "330100", "330106"] {

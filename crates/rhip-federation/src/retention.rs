@@ -44,7 +44,7 @@ impl DataClass {
         Some(match entity {
             "person" | "allergy" | "contact" | "person_contact" | "coverage" | "person_coverage" => DataClass::Did,
             "ehr_entry" => DataClass::Ehr,
-            "encounter" | "document" | "medication" => DataClass::Emr,
+            "encounter" | "document" | "medication" | "diagnosis" | "observation" => DataClass::Emr,
             "facility" => DataClass::Registry,
             "value_domain" => DataClass::Reference,
             _ => return None,

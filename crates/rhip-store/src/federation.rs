@@ -26,9 +26,9 @@
 
 use crate::persons::PersonRow;
 use crate::schema::{
-    allergies, change_log, documents, ehr_entries, encounters, facilities, fed_batches_in, fed_batches_out,
-    fed_dead_letters, fed_inbound, fed_links, medications, person_aliases, person_contacts, person_coverages,
-    person_identifiers, person_merges, persons,
+    allergies, change_log, diagnoses, documents, ehr_entries, encounters, facilities, fed_batches_in, fed_batches_out,
+    fed_dead_letters, fed_inbound, fed_links, medications, observations, person_aliases, person_contacts,
+    person_coverages, person_identifiers, person_merges, persons,
 };
 use crate::{
     AllergyRecord, ChangeRecord, ContactRecord, CoverageRecord, DocumentIndexRecord, EhrEntryRecord, EncounterRecord,
@@ -881,6 +881,8 @@ impl Tx<'_> {
             ("document", "create") => self.apply_document(change, keep),
             ("document", "supersede") => self.apply_supersede(change),
             ("medication", "create") => self.apply_medication(change),
+            ("diagnosis", "create") => self.apply_diagnosis(change),
+            ("observation", "create") => self.apply_observation(change),
             ("facility", "create" | "update") => self.apply_facility(change),
             ("value_domain", "publish") => {
                 let version: crate::ValueDomainVersion = Self::remote_payload(change)?;
@@ -1341,6 +1343,30 @@ impl Tx<'_> {
         let here: i64 = medications::table.filter(medications::id.eq(&record.id)).count().get_result(self.conn)?;
         if here == 0 {
             diesel::insert_into(medications::table).values(&record).execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    fn apply_diagnosis(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
+        let mut record: crate::records::DiagnosisRecord = Self::remote_payload(change)?;
+        record.person_id = self.active_person(&record.person_id)?;
+        self.require_encounter(&record.encounter_id)?;
+        self.require_document(&record.document_id)?;
+        let here: i64 = diagnoses::table.filter(diagnoses::id.eq(&record.id)).count().get_result(self.conn)?;
+        if here == 0 {
+            self.store_diagnosis(&record)?;
+        }
+        Ok(())
+    }
+
+    fn apply_observation(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
+        let mut record: crate::records::ObservationRecord = Self::remote_payload(change)?;
+        record.person_id = self.active_person(&record.person_id)?;
+        self.require_encounter(&record.encounter_id)?;
+        self.require_document(&record.document_id)?;
+        let here: i64 = observations::table.filter(observations::id.eq(&record.id)).count().get_result(self.conn)?;
+        if here == 0 {
+            self.store_observation(&record, None)?;
         }
         Ok(())
     }

@@ -299,8 +299,8 @@ pub struct NewObservation {
     pub document_id: Option<String>,
 }
 
-/// A stored observation.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+/// A stored observation (and the payload of its change).
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = crate::schema::observations)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct ObservationRecord {
@@ -332,10 +332,12 @@ pub struct ObservationRecord {
     pub status: String,
     /// Observed at.
     pub observed_at: Option<NaiveDateTime>,
+    /// The document it was extracted from.
+    pub document_id: Option<String>,
 }
 
-/// A stored diagnosis.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+/// A stored diagnosis (and the payload of its change).
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = crate::schema::diagnoses)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct DiagnosisRecord {
@@ -440,46 +442,70 @@ impl Tx<'_> {
         if existing > 0 {
             return Ok(false);
         }
-        diesel::insert_into(diagnoses::table)
-            .values((
-                diagnoses::id.eq(rhip_core::new_id().to_string()),
-                diagnoses::encounter_id.eq(&new.encounter_id),
-                diagnoses::person_id.eq(&new.person_id),
-                diagnoses::code_system.eq(&new.code_system),
-                diagnoses::code.eq(&new.code),
-                diagnoses::display.eq(&new.display),
-                diagnoses::diagnosis_type.eq(&new.diagnosis_type),
-                diagnoses::diagnosed_at.eq(new.diagnosed_at),
-                diagnoses::created_at.eq(crate::now()),
-                diagnoses::document_id.eq(&new.document_id),
-            ))
-            .execute(self.conn)?;
+        let record = DiagnosisRecord {
+            id: rhip_core::new_id().to_string(),
+            encounter_id: new.encounter_id.clone(),
+            person_id: new.person_id.clone(),
+            code_system: new.code_system.clone(),
+            code: new.code.clone(),
+            display: new.display.clone(),
+            diagnosis_type: new.diagnosis_type.clone(),
+            diagnosed_at: new.diagnosed_at,
+            document_id: new.document_id.clone(),
+        };
+        self.store_diagnosis(&record)?;
+        let home = self.home_region_of(&record.person_id)?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hlc = self.tick().encode();
+        self.record_change("diagnosis", &record.id, "create", Some((&record.person_id, &home)), &hlc, &payload)?;
         Ok(true)
     }
 
-    /// Stores a result.
+    /// Stores a result and records the change.
     pub fn insert_observation(&mut self, new: &NewObservation) -> Result<(), StoreError> {
+        let record = ObservationRecord {
+            id: rhip_core::new_id().to_string(),
+            person_id: new.person_id.clone(),
+            encounter_id: new.encounter_id.clone(),
+            report_id: new.report_id.clone(),
+            code_system: new.code_system.clone(),
+            code: new.code.clone(),
+            display: new.display.clone(),
+            value: new.value.clone(),
+            value_type: new.value_type.clone(),
+            unit: new.unit.clone(),
+            reference_range: new.reference_range.clone(),
+            abnormal_flag: new.abnormal_flag.clone(),
+            status: new.status.clone(),
+            observed_at: new.observed_at,
+            document_id: new.document_id.clone(),
+        };
+        self.store_observation(&record, new.submission_id.as_deref())?;
+        let home = self.home_region_of(&record.person_id)?;
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hlc = self.tick().encode();
+        self.record_change("observation", &record.id, "create", Some((&record.person_id, &home)), &hlc, &payload)?;
+        Ok(())
+    }
+
+    /// Writes a diagnosis row (made here or received from a peer).
+    pub(crate) fn store_diagnosis(&mut self, record: &DiagnosisRecord) -> Result<(), StoreError> {
+        use crate::schema::diagnoses;
+        diesel::insert_into(diagnoses::table)
+            .values((record, diagnoses::created_at.eq(crate::now())))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Writes an observation row (made here or received from a peer).
+    pub(crate) fn store_observation(
+        &mut self,
+        record: &ObservationRecord,
+        submission_id: Option<&str>,
+    ) -> Result<(), StoreError> {
         use crate::schema::observations;
         diesel::insert_into(observations::table)
-            .values((
-                observations::id.eq(rhip_core::new_id().to_string()),
-                observations::person_id.eq(&new.person_id),
-                observations::encounter_id.eq(&new.encounter_id),
-                observations::report_id.eq(&new.report_id),
-                observations::code_system.eq(&new.code_system),
-                observations::code.eq(&new.code),
-                observations::display.eq(&new.display),
-                observations::value.eq(&new.value),
-                observations::value_type.eq(&new.value_type),
-                observations::unit.eq(&new.unit),
-                observations::reference_range.eq(&new.reference_range),
-                observations::abnormal_flag.eq(&new.abnormal_flag),
-                observations::status.eq(&new.status),
-                observations::observed_at.eq(new.observed_at),
-                observations::created_at.eq(crate::now()),
-                observations::submission_id.eq(&new.submission_id),
-                observations::document_id.eq(&new.document_id),
-            ))
+            .values((record, observations::created_at.eq(crate::now()), observations::submission_id.eq(submission_id)))
             .execute(self.conn)?;
         Ok(())
     }
