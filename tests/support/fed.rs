@@ -19,12 +19,24 @@ pub struct Federation {
 }
 
 /// A free loopback port, held open by `held` until the topology is written
-/// so that no two nodes get the same one.
-fn free_port(held: &mut Vec<TcpListener>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    held.push(listener);
-    port
+/// so that no two nodes get the same one. Chosen below Linux's ephemeral
+/// range (32768+): a node restarted by a test gets its fixed port back,
+/// which another test's port-0 listener or outgoing connection could
+/// otherwise have taken in the meantime.
+pub fn free_port(held: &mut Vec<TcpListener>) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()),
+    );
+    loop {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (start.wrapping_add(step.wrapping_mul(7)) % 12_000) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            return port;
+        }
+    }
 }
 
 impl Federation {

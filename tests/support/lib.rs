@@ -325,9 +325,8 @@ impl Demo {
     /// A fresh folder and topology (the demo runs on SQLite only).
     pub fn new() -> Demo {
         let dir = tempfile::tempdir().unwrap();
-        let held: Vec<std::net::TcpListener> =
-            (0..Self::REGIONS.len() * 3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let mut held = Vec::new();
+        let ports: Vec<u16> = (0..Self::REGIONS.len() * 3).map(|_| fed::free_port(&mut held)).collect();
         let mut text = String::from("[federation]\nname = \"RHIP demo federation (test)\"\n");
         for (i, (region, parent)) in Self::REGIONS.iter().enumerate() {
             text.push_str(&format!(

@@ -288,6 +288,26 @@ fn park<T>(reason: impl Into<String>) -> Result<T, Refusal> {
 /// A unique key or foreign key refusing a remote row is a business rule
 /// (the thing belongs to someone else here, or a reference is unknown here);
 /// anything else is the database's failure.
+/// Why the together-path of [`Tx::apply_remote_changes`] stopped.
+enum Together {
+    /// A business rule refused a change: apply change by change instead.
+    Refused,
+    /// The database failed.
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for Together {
+    fn from(error: diesel::result::Error) -> Together {
+        Together::Store(error.into())
+    }
+}
+
+impl From<StoreError> for Together {
+    fn from(error: StoreError) -> Together {
+        Together::Store(error)
+    }
+}
+
 fn business_reason(error: &StoreError) -> Option<String> {
     use diesel::result::{DatabaseErrorKind, Error};
     match error {
@@ -804,6 +824,77 @@ impl Tx<'_> {
         }
         self.observe_remote_hlc(&change.hlc);
         let parked = self.apply_in_savepoint(change, keep)?;
+        self.log_remote_change(change, from_peer, keep, parked)
+    }
+
+    /// Applies a whole batch from `from_peer` with the same outcome, change
+    /// for change, as [`Tx::apply_remote_change`] in order, but cheaper:
+    /// the changes already applied here are found with one query, and the
+    /// rest are applied together in one savepoint. Only when a business rule
+    /// refuses one of them is that savepoint rolled back and the batch
+    /// applied again change by change, each in its own savepoint, so the
+    /// refused one is parked and the others are kept.
+    pub fn apply_remote_changes(
+        &mut self,
+        changes: &[RemoteChange],
+        from_peer: &str,
+        keep: impl Fn(&RemoteChange) -> RemoteKeep,
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in changes.chunks(500) {
+            let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
+            let found: Vec<String> =
+                change_log::table.filter(change_log::id.eq_any(&ids)).select(change_log::id).load(self.conn)?;
+            known.extend(found);
+        }
+        // A change listed twice in one batch is applied once, like a replay.
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<bool> = changes.iter().map(|c| !known.contains(&c.id) && seen.insert(c.id.as_str())).collect();
+        let together = self.savepoint(|tx| {
+            let mut outcomes = Vec::with_capacity(changes.len());
+            for (change, fresh) in changes.iter().zip(&fresh) {
+                if !fresh {
+                    outcomes.push(ApplyOutcome::AlreadyApplied);
+                    continue;
+                }
+                tx.observe_remote_hlc(&change.hlc);
+                match tx.apply_change(change, keep(change)) {
+                    Ok(()) => {}
+                    Err(Refusal::Park(_)) => return Err(Together::Refused),
+                    Err(Refusal::Store(error)) if business_reason(&error).is_some() => return Err(Together::Refused),
+                    Err(Refusal::Store(error)) => return Err(Together::Store(error)),
+                }
+                outcomes.push(tx.log_remote_change(change, from_peer, keep(change), None)?);
+            }
+            Ok(outcomes)
+        });
+        match together {
+            Ok(outcomes) => Ok(outcomes),
+            Err(Together::Store(error)) => Err(error),
+            Err(Together::Refused) => changes
+                .iter()
+                .zip(&fresh)
+                .map(|(change, fresh)| match fresh {
+                    true => {
+                        self.observe_remote_hlc(&change.hlc);
+                        let parked = self.apply_in_savepoint(change, keep(change))?;
+                        self.log_remote_change(change, from_peer, keep(change), parked)
+                    }
+                    false => Ok(ApplyOutcome::AlreadyApplied),
+                })
+                .collect(),
+        }
+    }
+
+    /// Appends a received change to the change log under its original id
+    /// (so it travels on) and, when a business rule refused it, parks it.
+    fn log_remote_change(
+        &mut self,
+        change: &RemoteChange,
+        from_peer: &str,
+        keep: RemoteKeep,
+        parked: Option<String>,
+    ) -> Result<ApplyOutcome, StoreError> {
         diesel::insert_into(change_log::table)
             .values((
                 change_log::id.eq(&change.id),
@@ -903,7 +994,7 @@ impl Tx<'_> {
     }
 
     fn remote_payload<T: serde::de::DeserializeOwned>(change: &RemoteChange) -> Result<T, Refusal> {
-        serde_json::from_value(change.payload.clone())
+        T::deserialize(&change.payload)
             .map_err(|e| Refusal::Park(format!("malformed {} payload in change {}: {e}", change.entity, change.id)))
     }
 

@@ -106,6 +106,33 @@ pub fn to_remote(change: &WireChange) -> RemoteChange {
     }
 }
 
+/// Applies the changes of a verified batch in the caller's transaction,
+/// keeping what `policy` keeps of each; returns how many were applied and
+/// the ones parked with their reasons (for the receipt).
+pub fn apply_changes(
+    tx: &mut rhip_store::Tx<'_>,
+    policy: &RetentionPolicy,
+    peer: RegionCode,
+    changes: &[WireChange],
+) -> Result<(u64, Vec<Parked>), StoreError> {
+    let remote: Vec<RemoteChange> = changes.iter().map(to_remote).collect();
+    let keep = |change: &RemoteChange| match policy.keep_entity(&change.entity) {
+        rhip_federation::Keep::Full => RemoteKeep::Full,
+        rhip_federation::Keep::Index => RemoteKeep::Index,
+        rhip_federation::Keep::None => RemoteKeep::None,
+    };
+    let mut applied = 0u64;
+    let mut parked = Vec::new();
+    for (change, outcome) in remote.iter().zip(tx.apply_remote_changes(&remote, peer.as_str(), keep)?) {
+        match outcome {
+            ApplyOutcome::Applied => applied += 1,
+            ApplyOutcome::AlreadyApplied => {}
+            ApplyOutcome::Parked(reason) => parked.push(Parked { change_id: change.id.clone(), reason }),
+        }
+    }
+    Ok((applied, parked))
+}
+
 fn status_of(refusal: &BatchRefusal) -> StatusCode {
     match refusal.code() {
         "version" => StatusCode::BAD_REQUEST,
@@ -366,20 +393,7 @@ impl FederationContext {
                 }
                 Sequencing::Next => {}
             }
-            let mut applied = 0u64;
-            let mut parked = Vec::new();
-            for change in &batch.payload.changes {
-                let keep = match policy.keep_entity(&change.entity) {
-                    rhip_federation::Keep::Full => RemoteKeep::Full,
-                    rhip_federation::Keep::Index => RemoteKeep::Index,
-                    rhip_federation::Keep::None => RemoteKeep::None,
-                };
-                match tx.apply_remote_change(&to_remote(change), peer.as_str(), keep)? {
-                    ApplyOutcome::Applied => applied += 1,
-                    ApplyOutcome::AlreadyApplied => {}
-                    ApplyOutcome::Parked(reason) => parked.push(Parked { change_id: change.id.clone(), reason }),
-                }
-            }
+            let (applied, parked) = apply_changes(tx, &policy, peer, &batch.payload.changes)?;
             let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
             let signed = sign_receipt(&self.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.record_inbound_batch(

@@ -726,10 +726,8 @@ fn fed_receive(
     payload: &[u8],
     clock: &mut LinkClock,
 ) -> anyhow::Result<(String, Vec<String>)> {
-    use rhip_federation::{
-        check_sequence, sign_receipt, verify_batch, Keep, Parked, Receipt, ReceiptStatus, Sequencing,
-    };
-    use rhip_store::{ApplyOutcome, NewAuditEntry, RemoteKeep, StoreError};
+    use rhip_federation::{check_sequence, sign_receipt, verify_batch, Receipt, ReceiptStatus, Sequencing};
+    use rhip_store::{NewAuditEntry, StoreError};
     let verifying = Instant::now();
     let batch = verify_batch(&node.peer_keys, from.as_str(), node.me.as_str(), manifest, payload)
         .map_err(|refusal| anyhow::anyhow!("{} refused batch from {from}: {}", node.me, refusal.message()))?;
@@ -746,21 +744,8 @@ fn fed_receive(
             other => return Err(StoreError::Corrupt(format!("batch {seq} out of sequence: {other:?}"))),
         }
         let loop_start = Instant::now();
-        let mut applied = 0u64;
-        let mut parked = Vec::new();
-        for change in &batch.payload.changes {
-            let keep = match policy.keep_entity(&change.entity) {
-                Keep::Full => RemoteKeep::Full,
-                Keep::Index => RemoteKeep::Index,
-                Keep::None => RemoteKeep::None,
-            };
-            let remote = rhip_server::federation::context::to_remote(change);
-            match tx.apply_remote_change(&remote, from.as_str(), keep)? {
-                ApplyOutcome::Applied => applied += 1,
-                ApplyOutcome::AlreadyApplied => {}
-                ApplyOutcome::Parked(reason) => parked.push(Parked { change_id: change.id.clone(), reason }),
-            }
-        }
+        let (applied, parked) =
+            rhip_server::federation::context::apply_changes(tx, &policy, from, &batch.payload.changes)?;
         changes_time = loop_start.elapsed();
         let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
         let signed = sign_receipt(&node.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
