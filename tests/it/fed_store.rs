@@ -452,7 +452,53 @@ fn inbound_chain_refuses_gaps(backend: Backend) {
     assert_eq!(store.read(|tx| tx.inbound_state("330108")).unwrap().0, 0);
 }
 
+/// A whole batch applied at once gives, change for change, what applying
+/// its changes one by one gives: one refused change is parked while the
+/// others are kept, a repeat is applied once, a replay applies nothing.
+fn a_batch_applies_like_its_changes_one_by_one(backend: Backend) {
+    let (Some(a), Some(b)) = (open(backend, "330106"), open(backend, "330100")) else {
+        return;
+    };
+    write_records(&a.store);
+    let mut batch = outgoing(&a.store, "330100");
+    let ordinary = batch.len();
+    // An encounter of a person 330100 will not know: its person change is left out.
+    let orphan = a
+        .store
+        .write(|tx| {
+            let person = tx.insert_person(&new_person("联邦乙", 23, "H330106"))?;
+            tx.insert_encounter(&encounter(&person.id, "V2"))
+        })
+        .unwrap();
+    let orphan_change =
+        outgoing(&a.store, "330100").into_iter().find(|c| c.entity == "encounter" && c.entity_id == orphan.id).unwrap();
+    batch.insert(1, orphan_change);
+    batch.push(batch[0].clone());
+
+    let outcomes = b.store.write(|tx| tx.apply_remote_changes(&batch, "330106", |_| RemoteKeep::Full)).unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    assert!(
+        matches!(&outcomes[1], ApplyOutcome::Parked(reason) if reason.contains("is not known at 330100")),
+        "{outcomes:?}"
+    );
+    let applied = outcomes.iter().filter(|o| **o == ApplyOutcome::Applied).count();
+    assert_eq!(applied, ordinary, "{outcomes:?}");
+    assert_eq!(outcomes.last(), Some(&ApplyOutcome::AlreadyApplied), "a change listed twice applies once");
+    assert_eq!(b.store.read(|tx| tx.dead_letter_count()).unwrap(), 1);
+    let logged = b.store.read(|tx| tx.changes_for_link("440000", 0, 10_000)).unwrap();
+    assert_eq!(logged.len(), ordinary + 1, "every change is logged once, the parked one too");
+
+    // A batch without refusals goes the quick way, and a replay applies nothing.
+    let (Some(c), _) = (open(backend, "330100"), ()) else { return };
+    let clean: Vec<RemoteChange> = batch[..1].iter().chain(&batch[2..=ordinary]).cloned().collect();
+    let outcomes = c.store.write(|tx| tx.apply_remote_changes(&clean, "330106", |_| RemoteKeep::Full)).unwrap();
+    assert!(outcomes.iter().all(|o| *o == ApplyOutcome::Applied), "{outcomes:?}");
+    let again = c.store.write(|tx| tx.apply_remote_changes(&clean, "330106", |_| RemoteKeep::Full)).unwrap();
+    assert!(again.iter().all(|o| *o == ApplyOutcome::AlreadyApplied), "{again:?}");
+}
+
 both_backends! {
+    a_batch_applies_like_its_changes_one_by_one => super::a_batch_applies_like_its_changes_one_by_one;
     changes_apply_once_and_travel_on => super::changes_apply_once_and_travel_on;
     index_and_none_keep_less => super::index_and_none_keep_less;
     unknown_persons_park_and_retry => super::unknown_persons_park_and_retry;
