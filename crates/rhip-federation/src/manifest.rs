@@ -62,6 +62,8 @@ pub struct Manifest {
 /// payload bytes (the request body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// The batch id the manifest carries (for the sender's records).
+    pub batch_id: String,
     /// The signed manifest, compact JWS.
     pub manifest_jws: String,
     /// The payload bytes whose SHA-256 the manifest holds.
@@ -140,7 +142,7 @@ pub fn seal(
         created_at: Utc::now(),
     };
     let manifest_jws = key.sign_jws(MANIFEST_TYPE, &manifest)?;
-    Ok(Batch { manifest_jws, payload: bytes })
+    Ok(Batch { batch_id: manifest.batch_id, manifest_jws, payload: bytes })
 }
 
 /// Why a batch (or a receipt) was refused. [`code`](Self::code) is for machines (the

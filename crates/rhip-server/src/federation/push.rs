@@ -371,7 +371,7 @@ impl Pusher {
                 &NewOutboundBatch {
                     peer: peer_code.to_string(),
                     seq,
-                    batch_id: batch_id_of(&batch.manifest_jws),
+                    batch_id: batch.batch_id.clone(),
                     digest: batch.digest(),
                     manifest: batch.manifest_jws.clone(),
                     payload: batch.payload.clone(),
@@ -469,7 +469,8 @@ pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
     full.mul_f64(0.5 + fraction * 0.5)
 }
 
-fn to_wire(change: &ChangeRecord) -> Result<WireChange, StoreError> {
+/// A change-log row as it travels.
+pub fn to_wire(change: &ChangeRecord) -> Result<WireChange, StoreError> {
     Ok(WireChange {
         id: change.id.clone(),
         hlc: change.hlc.clone(),
@@ -483,13 +484,21 @@ fn to_wire(change: &ChangeRecord) -> Result<WireChange, StoreError> {
     })
 }
 
-fn batch_id_of(manifest_jws: &str) -> String {
-    use base64::Engine;
-    manifest_jws
-        .split('.')
-        .nth(1)
-        .and_then(|claims| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).ok())
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|claims| claims["batch_id"].as_str().map(str::to_string))
-        .unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_per_failure_with_jitter_and_stops_at_the_maximum() {
+        let (base, max) = (Duration::from_millis(500), Duration::from_secs(60));
+        for failures in 1..=12u32 {
+            let full = base.saturating_mul(1 << (failures - 1)).min(max);
+            for _ in 0..20 {
+                let delay = backoff(base, max, failures);
+                assert!(delay >= full / 2 && delay <= full, "{failures}: {delay:?} outside [{:?}, {full:?}]", full / 2);
+            }
+        }
+        assert!(backoff(base, max, 40) <= max, "no overflow for long outages");
+    }
 }

@@ -631,7 +631,7 @@ fn fed_cut(
             else {
                 continue;
             };
-            let mut change = fed_to_wire(change)?;
+            let mut change = rhip_server::federation::push::to_wire(change)?;
             if change.entity == "document" && change.op == "create" {
                 change = if route.content {
                     match change.has_content() {
@@ -670,7 +670,7 @@ fn fed_cut(
             &rhip_store::NewOutboundBatch {
                 peer: peer_code.to_string(),
                 seq,
-                batch_id: fed_batch_id(&batch.manifest_jws),
+                batch_id: batch.batch_id.clone(),
                 digest: batch.digest(),
                 manifest: batch.manifest_jws.clone(),
                 payload: batch.payload.clone(),
@@ -687,33 +687,6 @@ fn fed_cut(
     clock.cut_seal += seal_time;
     clock.cut_save += lap.elapsed();
     Ok(cut)
-}
-
-/// A change-log row as it travels (`push.rs`'s `to_wire`).
-fn fed_to_wire(change: &rhip_store::ChangeRecord) -> Result<rhip_federation::WireChange, rhip_store::StoreError> {
-    Ok(rhip_federation::WireChange {
-        id: change.id.clone(),
-        hlc: change.hlc.clone(),
-        origin_region: change.origin_region.clone(),
-        entity: change.entity.clone(),
-        entity_id: change.entity_id.clone(),
-        op: change.op.clone(),
-        person_id: change.person_id.clone(),
-        home_region: change.home_region.clone(),
-        payload: serde_json::from_str(&change.payload).map_err(|e| rhip_store::StoreError::Corrupt(e.to_string()))?,
-    })
-}
-
-/// The batch id in a manifest's claims (`push.rs`'s `batch_id_of`).
-fn fed_batch_id(manifest_jws: &str) -> String {
-    use base64::Engine;
-    manifest_jws
-        .split('.')
-        .nth(1)
-        .and_then(|claims| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).ok())
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|claims| claims["batch_id"].as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// Receives one batch as `FederationContext::receive` does: verify, check
