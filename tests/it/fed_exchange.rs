@@ -902,6 +902,35 @@ fn reconciliation_resends_what_a_parent_restored_from_a_backup_lost() {
 }
 
 #[test]
+fn reconciliation_prunes_acknowledged_batches_beyond_the_window() {
+    let Some(fed) = Federation::init(&[("330100", None), ("330106", Some("330100"))], Backend::Sqlite) else {
+        return;
+    };
+    fed.add_facility("330106", "H330106001");
+    let config = fed.config("330106");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("reconcile_schedule = \"0 30 2 * * *\"", "reconcile_schedule = \"*/2 * * * * *\"");
+    std::fs::write(&config, text.replace("keep_acked_batches = 10000", "keep_acked_batches = 2")).unwrap();
+    let (hangzhou, xihu) = (fed.start("330100"), fed.start("330106"));
+    let admin = fed.token("330106", "node_admin");
+    for i in 0..5u16 {
+        let id = citizen_id("330106", 901 + 2 * i);
+        send(
+            &xihu,
+            &admission("H330106001", &format!("K{i}"), &format!("MRN-K{i}"), &id, "330106", &format!("V-K{i}")),
+        );
+        quiet(&xihu, &admin);
+    }
+    let status = eventually("acknowledged batches pruned to the window", WAIT, || {
+        let status = get_json(&xihu, "/api/v1/federation/status", &admin);
+        (link(&status, "330100")["kept_batches"] == 2).then_some(status)
+    });
+    assert!(link(&status, "330100")["last_acked_seq"].as_i64().unwrap() >= 5, "{status}");
+    xihu.terminate();
+    hangzhou.terminate();
+}
+
+#[test]
 fn value_domains_published_nationally_reach_every_node_and_validation_uses_them() {
     let spec = [("000000", None), ("330000", Some("000000")), ("330106", Some("330000"))];
     let Some(fed) = Federation::init(&spec, Backend::Sqlite) else { return };

@@ -420,6 +420,9 @@ pub struct LinkStatus {
     pub parked_at_peer: i64,
     /// Highest batch sequence received from the peer and applied here.
     pub last_received_seq: i64,
+    /// Batches kept for resending (unacknowledged, or acknowledged and not
+    /// yet pruned by the nightly reconciliation).
+    pub kept_batches: i64,
 }
 
 /// An encounter (visit or stay) with its diagnoses.

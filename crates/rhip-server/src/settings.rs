@@ -165,6 +165,11 @@ pub struct FederationSettings {
     /// Longest delay between retries.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// Acknowledged batches kept per link after the nightly reconciliation
+    /// (older ones are deleted); a peer restored from a backup older than
+    /// these can only be repaired by an operator.
+    #[serde(default = "default_keep_acked_batches")]
+    pub keep_acked_batches: i64,
     /// What this node keeps of each data class; unset classes take the
     /// defaults of the node's tier (`full`, `index` or `none`).
     #[serde(default)]
@@ -256,6 +261,9 @@ fn default_retry_base_ms() -> u64 {
 fn default_retry_max_ms() -> u64 {
     60_000
 }
+fn default_keep_acked_batches() -> i64 {
+    10_000
+}
 
 impl FederationSettings {
     /// Settings listening on `listen` with every default and no peers.
@@ -271,6 +279,7 @@ impl FederationSettings {
             reconcile_schedule: default_reconcile_schedule(),
             retry_base_ms: default_retry_base_ms(),
             retry_max_ms: default_retry_max_ms(),
+            keep_acked_batches: default_keep_acked_batches(),
             retention: RetentionSettings::default(),
             peers: Vec::new(),
         }
@@ -293,6 +302,11 @@ impl FederationSettings {
             ("federation.reconcile_schedule", &self.reconcile_schedule),
         ] {
             check_cron(name, expression)?;
+        }
+        if self.keep_acked_batches < 1 {
+            return Err(ConfigError(
+                "federation.keep_acked_batches must be at least 1 (the chain's last batch)".into(),
+            ));
         }
         if self.batch_size == 0 {
             return Err(ConfigError("federation.batch_size must be at least 1".into()));

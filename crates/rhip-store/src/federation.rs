@@ -59,6 +59,8 @@ pub struct LinkBacklog {
     pub parked_at_peer: i64,
     /// Highest batch sequence sent (0 when none).
     pub last_sent_seq: i64,
+    /// Batches kept for the link (unacknowledged, and acknowledged ones not yet pruned).
+    pub kept_batches: i64,
 }
 
 /// One peer link as stored: the cut cursor and the acknowledged chain end.
@@ -627,6 +629,8 @@ impl Tx<'_> {
             .filter(fed_batches_out::sent_at.is_not_null())
             .select(diesel::dsl::max(fed_batches_out::seq))
             .get_result(self.conn)?;
+        let kept_batches: i64 =
+            fed_batches_out::table.filter(fed_batches_out::peer_region.eq(peer)).count().get_result(self.conn)?;
         let oldest = match (oldest_unexamined, oldest_unacked) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -638,6 +642,7 @@ impl Tx<'_> {
             oldest_pending_at: oldest,
             parked_at_peer: parked_at_peer.unwrap_or(0),
             last_sent_seq: last_sent_seq.unwrap_or(0),
+            kept_batches,
         })
     }
 

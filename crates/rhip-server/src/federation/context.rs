@@ -30,6 +30,8 @@ pub struct FederationContext {
     pub peers: Vec<Peer>,
     /// Most changes per batch.
     pub batch_size: usize,
+    /// Acknowledged batches kept per link after reconciliation.
+    pub keep_acked_batches: i64,
     /// One mutual-TLS HTTP client per peer, pinned to the peer's region.
     pub agents: std::collections::HashMap<RegionCode, ureq::Agent>,
     /// This node's announcement of its current key, signed by its previous

@@ -162,6 +162,7 @@ pub fn build(
         policy,
         peers,
         batch_size: federation.batch_size,
+        keep_acked_batches: federation.keep_acked_batches,
     });
     let (sender, refusals) = tokio::sync::mpsc::unbounded_channel();
     let server_config = material.server_config(peer_regions(settings), sender)?;
@@ -220,6 +221,7 @@ pub fn status(
             last_sent_at: record.last_sent_at,
             last_acked_at: record.last_acked_at,
             parked_at_peer: backlog.parked_at_peer,
+            kept_batches: backlog.kept_batches,
             last_received_seq: inbound.iter().find(|(peer, _, _)| *peer == record.peer_region).map_or(0, |i| i.1),
             direction: record.direction,
             peer: record.peer_region,

@@ -185,7 +185,14 @@ impl Pusher {
             _ => return results,
         };
         for peer in &self.context.peers {
-            let result = self.reconcile_link(peer);
+            let result = self.reconcile_link(peer).and_then(|report| {
+                let pruned = self
+                    .context
+                    .store
+                    .write(|tx| tx.prune_acked_batches(peer.region.as_str(), self.context.keep_acked_batches))
+                    .map_err(|e| e.to_string())?;
+                Ok(format!("{report}; {pruned} acknowledged batches pruned"))
+            });
             match &result {
                 Ok(report) => tracing::info!(peer = %peer.region, %report, "federation link reconciled"),
                 Err(error) => {
