@@ -71,7 +71,7 @@ pub(crate) struct Doc<'a> {
     visit: Option<&'a str>,
     replaces: Option<String>,
     entries: bool,
-    facility: &'a str,
+    pub(crate) facility: &'a str,
 }
 
 pub(crate) fn citizen_id(sequence: u16) -> String {

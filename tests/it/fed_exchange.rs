@@ -497,6 +497,40 @@ fn a_xihu_resident_treated_in_tianhe_reaches_xihu_through_the_national_node() {
         quiet(node(region), &fed.token(region, "node_admin"));
     }
     assert!(persons_with(node("330108"), token("330108"), &id_number).is_empty());
+
+    // A document written in Tianhe about a Xihu resident travels with its bytes
+    // through the national node, which keeps only its index, to Xihu.
+    let kind = &rhip_cda::registry::all()[0];
+    let mut document = crate::documents::doc(&kind.code, "FED-DOC-T", 105);
+    document.facility = "H440106001";
+    let body = crate::documents::render(&document, crate::documents::Style::Plain);
+    let hospital = fed.token_with("440106", "hospital_system", &["--facility", "H440106001"]);
+    let answer = ureq::post(&format!("{}/api/v1/documents", node("440106").api))
+        .set("Authorization", &format!("Bearer {hospital}"))
+        .set("Content-Type", "application/xml")
+        .send_bytes(&body)
+        .unwrap();
+    let document_id = answer.into_json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let bytes_at = |region: &str, token: &str| {
+        let answer = ureq::get(&format!("{}/api/v1/documents/{document_id}", node(region).api))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Accept", "application/xml")
+            .call();
+        answer.ok().map(|response| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+            bytes
+        })
+    };
+    let at_home = eventually("the Tianhe document's bytes at Xihu", WAIT, || bytes_at("330106", &at_xihu));
+    assert_eq!(at_home, body);
+    let hangzhou_auditor = fed.token("330100", "auditor");
+    let reads = get_json(node("330100"), "/api/v1/audit?action=federated_read", &hangzhou_auditor);
+    assert!(reads["items"].as_array().unwrap().is_empty(), "Xihu holds the bytes itself: {reads}");
+    // The national node forwarded them without keeping them: asked, it fetches them from Guangdong.
+    assert_eq!(bytes_at("000000", token("000000")).as_deref(), Some(body.as_slice()));
+    let guangdong = get_json(node("440000"), "/api/v1/audit?action=federated_read", &fed.token("440000", "auditor"));
+    assert_eq!(guangdong["items"][0]["actor"], "node:000000", "{guangdong}");
     // The encounter came home the long way and went nowhere twice.
     let xihu = get_json(node("330106"), "/api/v1/federation/status", token("330106"));
     assert!(link(&xihu, "330100")["last_received_seq"].as_i64().unwrap() >= 1, "{xihu}");
