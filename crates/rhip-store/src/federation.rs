@@ -1016,11 +1016,24 @@ impl Tx<'_> {
     /// The local id of an active person a remote record belongs to; parks
     /// the change when the person is unknown here or merged away.
     fn active_person(&mut self, id: &str) -> Result<String, Refusal> {
-        let Some(local) = self.resolve_person(id)? else {
-            return park(format!("person {id} is not known at {}", self.node_region()));
+        // One statement in the common case: the person is here under this id.
+        let here: Option<(String, Option<String>)> =
+            persons::table.find(id).select((persons::status, persons::merged_into)).get_result(self.conn).optional()?;
+        let (local, status, merged_into) = match here {
+            Some((status, merged_into)) => (id.to_string(), status, merged_into),
+            None => {
+                let alias: Option<String> =
+                    person_aliases::table.find(id).select(person_aliases::local_id).get_result(self.conn).optional()?;
+                let Some(local) = alias else {
+                    return park(format!("person {id} is not known at {}", self.node_region()));
+                };
+                let (status, merged_into): (String, Option<String>) = persons::table
+                    .find(&local)
+                    .select((persons::status, persons::merged_into))
+                    .get_result(self.conn)?;
+                (local, status, merged_into)
+            }
         };
-        let (status, merged_into): (String, Option<String>) =
-            persons::table.find(&local).select((persons::status, persons::merged_into)).get_result(self.conn)?;
         if status == "merged" {
             return park(format!("person {id} was merged into {}", merged_into.unwrap_or_default()));
         }
@@ -1275,10 +1288,16 @@ impl Tx<'_> {
     fn apply_encounter(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
         let mut record: EncounterRecord = Self::remote_payload(change)?;
         record.person_id = self.active_person(&record.person_id)?;
-        let existing = match self.encounter_by_id(&record.id)? {
-            Some(existing) => Some(existing),
-            None => self.find_encounter(&record.facility_code, &record.visit_number)?,
-        };
+        // By id, else the same visit known here under another id: one statement.
+        let existing: Option<EncounterRecord> = encounters::table
+            .filter(
+                encounters::id.eq(&record.id).or(encounters::facility_code
+                    .eq(&record.facility_code)
+                    .and(encounters::visit_number.eq(&record.visit_number))),
+            )
+            .select(EncounterRecord::as_select())
+            .get_result(self.conn)
+            .optional()?;
         let Some(existing) = existing else {
             diesel::insert_into(encounters::table).values(&record).execute(self.conn)?;
             return Ok(());
