@@ -515,15 +515,24 @@ pub fn negotiate(ours: &[u32], theirs: &[u32]) -> Result<u32, VersionMismatch> {
 
 /// The answer of `GET /federation/v1/hello`: who the node is and what it speaks, so a
 /// peer can negotiate a schema version and see which keys to expect before sending.
+///
+/// Unknown fields are accepted on purpose: a newer peer's hello must still be
+/// read, so that the version negotiation can say what each side speaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Hello {
     /// The node's region.
     pub region: String,
+    /// The node's tier (`national`, `provincial`, `municipal`, `county`).
+    pub tier: String,
     /// The schema versions it reads ([`SCHEMA_VERSIONS`]).
     pub schema_versions: Vec<u32>,
     /// Ids of the keys it signs with (more than one during a rotation).
     pub key_ids: Vec<String>,
+    /// What it keeps of each data class; a child sends up what this wants.
+    pub retention: crate::retention::RetentionPolicy,
+    /// Its current key announced by its previous one, during a rotation.
+    #[serde(default)]
+    pub key_announcement: Option<String>,
 }
 
 #[cfg(test)]

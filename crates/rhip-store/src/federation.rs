@@ -792,11 +792,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The receipt an applied inbound batch got (a replay is answered with it).
-    pub fn inbound_receipt(&mut self, peer: &str, seq: i64) -> Result<Option<String>, StoreError> {
-        Ok(fed_batches_in::table.find((peer, seq)).select(fed_batches_in::receipt).get_result(self.conn).optional()?)
-    }
-
     /// The digest and receipt of an inbound batch already applied, so a
     /// replay is answered with the same receipt and a forged replay (same
     /// sequence, other bytes) is told apart.

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use rhip_auth::{NodeKey, PeerKeys};
 use rhip_core::RegionCode;
 use rhip_federation::{
-    check_sequence, sign_receipt, verify_batch, BatchRefusal, Parked, Receipt, ReceiptStatus, RetentionPolicy,
+    check_sequence, sign_receipt, verify_batch, BatchRefusal, Hello, Parked, Receipt, ReceiptStatus, RetentionPolicy,
     Sequencing, WireChange, SCHEMA_VERSIONS,
 };
 use rhip_store::{ApplyOutcome, NewAuditEntry, RemoteChange, RemoteKeep, Store, StoreError};
@@ -195,15 +195,15 @@ impl FederationContext {
     }
 
     /// What `GET /federation/v1/hello` answers.
-    pub fn hello(&self) -> serde_json::Value {
-        serde_json::json!({
-            "region": self.me.as_str(),
-            "tier": self.me.tier().as_str(),
-            "schema_versions": SCHEMA_VERSIONS,
-            "key_ids": [self.key.key_id()],
-            "key_announcement": self.announcement,
-            "retention": self.policy,
-        })
+    pub fn hello(&self) -> Hello {
+        Hello {
+            region: self.me.to_string(),
+            tier: self.me.tier().as_str().to_string(),
+            schema_versions: SCHEMA_VERSIONS.to_vec(),
+            key_ids: vec![self.key.key_id().to_string()],
+            retention: self.policy,
+            key_announcement: self.announcement.clone(),
+        }
     }
 
     /// The peer with this region, if it is one.

@@ -10,7 +10,7 @@ use super::context::{FederationContext, ANNOUNCEMENT_HEADER};
 use super::listener::MANIFEST_HEADER;
 use super::{Direction, Peer};
 use rhip_federation::{
-    negotiate, route, seal, verify_receipt, Links, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
+    negotiate, route, seal, verify_receipt, Hello, Links, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
     SCHEMA_VERSIONS,
 };
 use rhip_store::{ChangeRecord, NewOutboundBatch, StoreError};
@@ -162,9 +162,7 @@ impl Pusher {
                 return Ok(Some(policy));
             }
         }
-        let hello = self.hello(parent)?;
-        let policy: Option<RetentionPolicy> =
-            hello.get("retention").and_then(|value| serde_json::from_value(value.clone()).ok());
+        let policy = Some(self.hello(parent)?.retention);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(link) = links.get_mut(parent.region.as_str()) {
             link.policy = policy;
@@ -254,16 +252,12 @@ impl Pusher {
     }
 
     /// Asks a peer who it is and which batch schema versions it speaks.
-    pub fn hello(&self, peer: &Peer) -> Result<serde_json::Value, PushError> {
+    pub fn hello(&self, peer: &Peer) -> Result<Hello, PushError> {
         let agent = self.agent(peer).ok_or_else(|| PushError::Protocol(format!("no link to {}", peer.region)))?;
         let response = agent.get(&format!("{}/federation/v1/hello", peer.url)).call().map_err(transport)?;
-        let hello: serde_json::Value =
+        let hello: Hello =
             response.into_json().map_err(|e| PushError::Protocol(format!("hello from {}: {e}", peer.region)))?;
-        let theirs: Vec<u32> = hello
-            .get("schema_versions")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .ok_or_else(|| PushError::Protocol(format!("hello from {} names no schema_versions", peer.region)))?;
-        negotiate(SCHEMA_VERSIONS, &theirs).map_err(|e| PushError::Protocol(e.to_string()))?;
+        negotiate(SCHEMA_VERSIONS, &hello.schema_versions).map_err(|e| PushError::Protocol(e.to_string()))?;
         Ok(hello)
     }
 
