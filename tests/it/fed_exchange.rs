@@ -181,7 +181,8 @@ fn facility_change(code: &str, sequence: u32) -> WireChange {
             "code": code, "name": "测试医院", "kind": "hospital", "region": "330106", "status": "active",
             "hlc": format!("{:015}.{:06}", 1_795_000_000_000u64 + u64::from(sequence), 0),
             "created_at": now, "updated_at": now,
-        }),
+        })
+        .into(),
     }
 }
 

@@ -61,7 +61,7 @@ fn change(entity: &str, entity_id: &str, person: &str, payload: Value) -> WireCh
         op: "create".into(),
         person_id: Some(person.into()),
         home_region: Some("330106".into()),
-        payload,
+        payload: payload.into(),
     }
 }
 

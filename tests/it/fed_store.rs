@@ -164,7 +164,7 @@ fn changes_apply_once_and_travel_on(backend: Backend) {
     assert_eq!(entities, ["facility", "person", "allergy", "encounter", "document", "ehr_entry"]);
     for change in &mut changes {
         if change.entity == "document" {
-            change.payload["content_base64"] = base64(DOCUMENT).into();
+            change.payload.edit(|p| p["content_base64"] = base64(DOCUMENT).into());
         }
     }
     let outcomes = apply_all(&b.store, &changes, "330106", RemoteKeep::Full);
@@ -208,7 +208,7 @@ fn changes_apply_once_and_travel_on(backend: Backend) {
     assert_eq!(b.store.read(|tx| tx.pending_count("330106")).unwrap(), 0);
     // Content travels on in the payload even from a node that keeps only the index.
     let forwarded = outgoing(&b.store, "330000");
-    assert!(forwarded.iter().any(|c| c.payload.get("content_base64").is_some()));
+    assert!(forwarded.iter().any(|c| c.payload.to_value().get("content_base64").is_some()));
 }
 
 /// An index-only node keeps persons without details and documents without
@@ -296,9 +296,9 @@ fn unknown_persons_park_and_retry(backend: Backend) {
     assert_eq!((stored.status.as_str(), stored.merged_into.as_deref()), ("merged", Some(survivor.as_str())));
     let mut late = visit_change.clone();
     late.id = rhip_core::new_id().to_string();
-    late.payload["id"] = rhip_core::new_id().to_string().into();
-    late.payload["visit_number"] = "V33".into();
-    late.payload["person_id"] = merged.clone().into();
+    late.payload.edit(|p| p["id"] = rhip_core::new_id().to_string().into());
+    late.payload.edit(|p| p["visit_number"] = "V33".into());
+    late.payload.edit(|p| p["person_id"] = merged.clone().into());
     let outcome = apply_all(&b.store, &[late], "330106", RemoteKeep::Full);
     assert_eq!(outcome, [ApplyOutcome::Parked(format!("person {merged} was merged into {survivor}"))]);
 }
@@ -341,7 +341,7 @@ fn demographics_converge_in_any_order(backend: Backend) {
         change.op = "update".into();
         change.origin_region = origin.into();
         change.hlc = HlcTimestamp::new(ms, 0).encode();
-        change.payload["name"] = name.into();
+        change.payload.edit(|p| p["name"] = name.into());
         change
     };
     let name_at = |store: &Store| match store.read(|tx| tx.get_person(&Scope::Node, &created.id)).unwrap() {
@@ -362,7 +362,7 @@ fn demographics_converge_in_any_order(backend: Backend) {
     };
     let mut away_create = create.clone();
     away_create.origin_region = "330102".into();
-    away_create.payload["home_region"] = "330106".into();
+    away_create.payload.edit(|p| p["home_region"] = "330106".into());
     apply_all(&p.store, &[away_create.clone(), later.clone(), earlier.clone()], "330106", RemoteKeep::Full);
     apply_all(&q.store, &[away_create.clone(), earlier, later], "330106", RemoteKeep::Full);
     assert_eq!((name_at(&p.store), name_at(&q.store)), ("较晚".into(), "较晚".into()));

@@ -14,6 +14,7 @@
 mod citizen_id;
 mod facility;
 mod hlc;
+mod json_text;
 mod names;
 mod person;
 mod record;
@@ -25,6 +26,7 @@ mod value_domain;
 pub use citizen_id::{check_against_id, CitizenId, CitizenIdError, Discrepancy};
 pub use facility::{FacilityCode, FacilityCodeError, FacilityKind, FacilityStatus, FACILITY_CODE_MAX_CHARS};
 pub use hlc::{HlcError, HlcTimestamp, HybridClock, HLC_MAX_LOGICAL, HLC_MAX_WALL_MS};
+pub use json_text::JsonText;
 pub use names::UnknownNameError;
 pub use person::{
     home_region_for, new_id, EmpiId, FieldError, Identifier, IdentifierError, PersonDemographics,

@@ -571,7 +571,7 @@ mod tests {
                 op: "create".into(),
                 person_id: Some("p1".into()),
                 home_region: Some("330106".into()),
-                payload: json!({"visit": i}),
+                payload: json!({"visit": i}).into(),
             })
             .collect();
         Payload { changes }

@@ -16,6 +16,8 @@ use base64::Engine;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use rhip_core::JsonText;
+
 use crate::retention::DataClass;
 
 /// Most changes accepted in one batch payload unless the caller chooses otherwise.
@@ -48,8 +50,8 @@ pub struct WireChange {
     pub person_id: Option<String>,
     /// That person's home region, which routing steers toward.
     pub home_region: Option<String>,
-    /// The record as a JSON object.
-    pub payload: serde_json::Value,
+    /// The record as a JSON object, kept as the text it came in (forwarded as it is).
+    pub payload: JsonText,
 }
 
 /// Why payload bytes or a change's content could not be read.
@@ -78,7 +80,11 @@ impl WireChange {
     /// The document bytes this change carries: `None` when it carries none, else the
     /// decoded `payload.content_base64` (an error if that is not base64 text).
     pub fn content(&self) -> Option<Result<Vec<u8>, WireError>> {
-        let value = self.payload.get(CONTENT_KEY)?;
+        if !self.may_have_content() {
+            return None;
+        }
+        let payload = self.payload.to_value();
+        let value = payload.get(CONTENT_KEY)?;
         let error = |reason: String| WireError::Content { change_id: self.id.clone(), reason };
         Some(match value.as_str() {
             Some(text) => base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| error(e.to_string())),
@@ -88,14 +94,21 @@ impl WireChange {
 
     /// Whether the change carries document bytes.
     pub fn has_content(&self) -> bool {
-        self.payload.get(CONTENT_KEY).is_some()
+        self.may_have_content() && self.payload.to_value().get(CONTENT_KEY).is_some()
+    }
+
+    /// Whether the payload text names the content key at all: a cheap test
+    /// that spares the parse for the many changes that are not documents.
+    fn may_have_content(&self) -> bool {
+        self.payload.get().contains(CONTENT_KEY)
     }
 
     /// This change carrying `bytes` as its document content. A payload that is not a JSON
     /// object (the outbox never writes one) is kept under `value`.
     pub fn with_content(mut self, bytes: &[u8]) -> WireChange {
         let encoded = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
-        match &mut self.payload {
+        let mut payload = self.payload.to_value();
+        match &mut payload {
             serde_json::Value::Object(map) => {
                 map.insert(CONTENT_KEY.to_owned(), encoded);
             }
@@ -108,14 +121,20 @@ impl WireChange {
                 *other = serde_json::Value::Object(map);
             }
         }
+        self.payload = JsonText::from_value(&payload);
         self
     }
 
     /// This change without document content, for a peer that keeps only the index (it
     /// fetches the bytes from the holder when someone asks for them).
     pub fn without_content(mut self) -> WireChange {
-        if let serde_json::Value::Object(map) = &mut self.payload {
-            map.remove(CONTENT_KEY);
+        if self.may_have_content() {
+            let mut payload = self.payload.to_value();
+            if let serde_json::Value::Object(map) = &mut payload {
+                if map.remove(CONTENT_KEY).is_some() {
+                    self.payload = JsonText::from_value(&payload);
+                }
+            }
         }
         self
     }
@@ -180,10 +199,40 @@ pub struct Payload {
 
 impl Payload {
     /// The payload bytes: `{"changes":[...]}` as compact UTF-8 JSON, fields in declaration
-    /// order. Written by hand with `serde_json::Value`'s escaping so it cannot fail, and
-    /// byte-identical to `serde_json::to_vec` (a test holds that).
+    /// order, each record's text copied as it is. Written by hand with serde_json's string
+    /// escaping (into a `Vec`, so it cannot fail) and byte-identical to `serde_json::to_vec`
+    /// (a test holds that).
     pub fn encode(&self) -> Vec<u8> {
-        self.to_string().into_bytes()
+        let size: usize = self.changes.iter().map(|c| c.payload.get().len() + 256).sum();
+        let mut out = Vec::with_capacity(size + 16);
+        out.extend_from_slice(b"{\"changes\":[");
+        for (index, change) in self.changes.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let fields: [(&str, Option<&str>); 8] = [
+                ("{\"id\":", Some(&change.id)),
+                (",\"hlc\":", Some(&change.hlc)),
+                (",\"origin_region\":", Some(&change.origin_region)),
+                (",\"entity\":", Some(&change.entity)),
+                (",\"entity_id\":", Some(&change.entity_id)),
+                (",\"op\":", Some(&change.op)),
+                (",\"person_id\":", change.person_id.as_deref()),
+                (",\"home_region\":", change.home_region.as_deref()),
+            ];
+            for (key, value) in fields {
+                out.extend_from_slice(key.as_bytes());
+                match value {
+                    Some(text) => write_json_string(&mut out, text),
+                    None => out.extend_from_slice(b"null"),
+                }
+            }
+            out.extend_from_slice(b",\"payload\":");
+            out.extend_from_slice(change.payload.get().as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
     }
 
     /// Reads payload bytes, refusing more than `max_changes` changes before building them
@@ -205,38 +254,16 @@ impl Payload {
     }
 }
 
-/// JSON text of a string, escaped as serde_json escapes it.
-fn json_string(text: &str) -> serde_json::Value {
-    serde_json::Value::String(text.to_owned())
-}
-
-/// JSON text of an optional string (`null` when absent).
-fn json_option(text: Option<&str>) -> serde_json::Value {
-    text.map_or(serde_json::Value::Null, json_string)
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail; should it ever, the digest check at the
+    // receiver refuses the batch rather than anything being silently wrong.
+    let _ = text.serialize(&mut serde_json::Serializer::new(out));
 }
 
 impl fmt::Display for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("{\"changes\":[")?;
-        for (index, change) in self.changes.iter().enumerate() {
-            if index > 0 {
-                f.write_str(",")?;
-            }
-            write!(
-                f,
-                "{{\"id\":{},\"hlc\":{},\"origin_region\":{},\"entity\":{},\"entity_id\":{},\"op\":{},\"person_id\":{},\"home_region\":{},\"payload\":{}}}",
-                json_string(&change.id),
-                json_string(&change.hlc),
-                json_string(&change.origin_region),
-                json_string(&change.entity),
-                json_string(&change.entity_id),
-                json_string(&change.op),
-                json_option(change.person_id.as_deref()),
-                json_option(change.home_region.as_deref()),
-                change.payload,
-            )?;
-        }
-        f.write_str("]}")
+        f.write_str(&String::from_utf8_lossy(&self.encode()))
     }
 }
 
@@ -332,7 +359,7 @@ mod tests {
             op: "create".into(),
             person_id: Some("p-1".into()),
             home_region: Some("330106".into()),
-            payload: json!({"name": "张三 \"quoted\" \u{1}", "nested": {"n": 1.5, "list": [true, null]}}),
+            payload: json!({"name": "张三 \"quoted\" \u{1}", "nested": {"n": 1.5, "list": [true, null]}}).into(),
         }
     }
 
@@ -380,18 +407,18 @@ mod tests {
         let carrying = document.clone().with_content(bytes);
         assert!(carrying.has_content());
         assert_eq!(carrying.content().unwrap().unwrap(), bytes);
-        assert_eq!(carrying.payload["name"], document.payload["name"]);
+        assert_eq!(carrying.payload.to_value()["name"], document.payload.to_value()["name"]);
         let stripped = carrying.without_content();
         assert!(!stripped.has_content());
         assert_eq!(stripped, document);
 
         let mut odd = change("d2", "document");
-        odd.payload = serde_json::Value::Null;
-        assert_eq!(odd.with_content(b"x").payload, json!({"content_base64": "eA=="}));
+        odd.payload = serde_json::Value::Null.into();
+        assert_eq!(odd.with_content(b"x").payload, json!({"content_base64": "eA=="}).into());
         let mut broken = change("d3", "document");
-        broken.payload = json!({"content_base64": "@@@"});
+        broken.payload = json!({"content_base64": "@@@"}).into();
         assert!(matches!(broken.content(), Some(Err(WireError::Content { change_id, .. })) if change_id == "d3"));
-        broken.payload = json!({"content_base64": 5});
+        broken.payload = json!({"content_base64": 5}).into();
         assert!(matches!(broken.content(), Some(Err(_))));
     }
 
@@ -402,7 +429,7 @@ mod tests {
         bad.hlc = "yesterday".into();
         bad.origin_region = "44".into();
         bad.home_region = Some("3301060".into());
-        bad.payload = json!([1]);
+        bad.payload = json!([1]).into();
         let problems = bad.problems().join("; ");
         for needle in ["change id", "hlc", "origin_region", "home_region", "spaceship", "payload"] {
             assert!(problems.contains(needle), "{problems}");

@@ -169,13 +169,13 @@ pub struct RemoteChange {
     pub home_region: Option<String>,
     /// The record; a document may carry `content_base64` (standard base64 of
     /// the original bytes).
-    pub payload: serde_json::Value,
+    pub payload: rhip_core::JsonText,
 }
 
 impl RemoteChange {
-    /// The change as it travels, from an outbox row (its payload parsed).
+    /// The change as it travels, from an outbox row (its payload checked).
     pub fn from_change(change: &ChangeRecord) -> Result<RemoteChange, StoreError> {
-        let payload = serde_json::from_str(&change.payload)
+        let payload = rhip_core::JsonText::from_text(change.payload.clone())
             .map_err(|e| StoreError::Corrupt(format!("payload of change {}: {e}", change.id)))?;
         Ok(RemoteChange {
             id: change.id.clone(),
@@ -905,7 +905,7 @@ impl Tx<'_> {
                 change_log::op.eq(&change.op),
                 change_log::person_id.eq(&change.person_id),
                 change_log::home_region.eq(&change.home_region),
-                change_log::payload.eq(change.payload.to_string()),
+                change_log::payload.eq(change.payload.get()),
                 change_log::created_at.eq(crate::now()),
                 change_log::received_from.eq(from_peer),
             ))
@@ -994,7 +994,9 @@ impl Tx<'_> {
     }
 
     fn remote_payload<T: serde::de::DeserializeOwned>(change: &RemoteChange) -> Result<T, Refusal> {
-        T::deserialize(&change.payload)
+        change
+            .payload
+            .parse()
             .map_err(|e| Refusal::Park(format!("malformed {} payload in change {}: {e}", change.entity, change.id)))
     }
 
@@ -1366,7 +1368,16 @@ impl Tx<'_> {
                 }
             }
         }
-        let content = match (keep, change.payload.get("content_base64").and_then(|v| v.as_str())) {
+        /// The one field of a document change's payload read here.
+        #[derive(serde::Deserialize)]
+        struct Carried {
+            content_base64: Option<String>,
+        }
+        let carried = match keep {
+            RemoteKeep::Full => change.payload.parse::<Carried>().ok().and_then(|c| c.content_base64),
+            _ => None,
+        };
+        let content = match (keep, carried) {
             (RemoteKeep::Full, Some(encoded)) => {
                 use base64::Engine;
                 let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) else {

@@ -314,6 +314,10 @@ pub struct BenchFederationArgs {
     /// Print only the JSON summary (no progress lines on stderr).
     #[arg(long)]
     pub json: bool,
+    /// Measure the one link only, not the three-hop chain (for repeated
+    /// runs while comparing builds).
+    #[arg(long)]
+    pub link_only: bool,
 }
 
 /// `rhip bench cda-parse`.

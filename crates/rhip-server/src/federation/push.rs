@@ -481,7 +481,8 @@ pub fn to_wire(change: &ChangeRecord) -> Result<WireChange, StoreError> {
         op: change.op.clone(),
         person_id: change.person_id.clone(),
         home_region: change.home_region.clone(),
-        payload: serde_json::from_str(&change.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        payload: rhip_core::JsonText::from_text(change.payload.clone())
+            .map_err(|e| StoreError::Corrupt(format!("payload of change {}: {e}", change.id)))?,
     })
 }
 

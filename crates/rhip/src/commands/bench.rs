@@ -828,7 +828,11 @@ pub fn federation(args: &BenchFederationArgs) -> Result<(), Failure> {
     // Three hops: county → municipal → provincial → national, twice: one
     // batch at a time through all three hops, then one thread per link.
     let mut chains = serde_json::Map::new();
-    for mode in [ChainMode::OneBatchAtATime, ChainMode::Pipelined] {
+    let modes = match args.link_only {
+        true => &[][..],
+        false => &[ChainMode::OneBatchAtATime, ChainMode::Pipelined][..],
+    };
+    for &mode in modes {
         let chain_dir = root.join(mode.name());
         std::fs::create_dir_all(&chain_dir).with_context(|| format!("create {}", chain_dir.display()))?;
         let nodes = open_chain(&chain_dir, &CHAIN)?;
