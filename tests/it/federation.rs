@@ -75,13 +75,15 @@ fn federation_init_writes_every_node_with_chained_certificates_and_peer_keys() {
 
     for (region, parent) in DEMO {
         let folder = out.join(region);
-        for file in ["node.toml", "keys/signing.pem", "tls/node.crt", "tls/node.key", "tls/ca.crt"] {
+        for file in
+            ["node.toml", "keys/signing.pem", "keys/data-keys.json", "tls/node.crt", "tls/node.key", "tls/ca.crt"]
+        {
             assert!(folder.join(file).is_file(), "{region}: {file} missing");
         }
         assert!(folder.join("data").is_dir());
         assert!(!folder.join("tls/ca.key").exists() && !folder.join("ca.key").exists());
         #[cfg(unix)]
-        for private in ["keys/signing.pem", "tls/node.key"] {
+        for private in ["keys/signing.pem", "keys/data-keys.json", "tls/node.key"] {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(folder.join(private)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{region}: {private}");

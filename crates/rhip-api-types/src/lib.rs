@@ -534,3 +534,56 @@ pub struct ReviewItemView {
     /// When (UTC).
     pub created_at: NaiveDateTime,
 }
+
+/// `POST /auth/register` body: a resident enrols with the one-time code the
+/// home county issued and chooses a password.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The resident's citizen ID (18 characters).
+    pub id_number: String,
+    /// The one-time enrolment code (groups of letters and digits; dashes
+    /// and case do not matter).
+    pub enrolment_code: String,
+    /// The new password: at least 10 characters and hard to guess.
+    pub password: String,
+}
+
+/// `POST /auth/register` answer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    /// The resident's EMPI id.
+    pub empi_id: String,
+}
+
+/// `POST /auth/login` body.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Citizen ID.
+    pub id_number: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `POST /auth/refresh` body (and optionally `POST /auth/logout`).
+#[derive(Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// Tokens answered by login and refresh.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenPair {
+    /// Short-lived bearer token for the API.
+    pub access_token: String,
+    /// Single-use token to get the next pair; a replayed one ends the login.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}

@@ -13,9 +13,13 @@
 pub mod claims;
 pub mod jws;
 pub mod keys;
+pub mod passwords;
 pub mod permissions;
+pub mod secrets;
 
 pub use claims::{Claims, ClaimsError};
 pub use jws::{JwsError, KeyAnnouncement, PeerKeys, Verified, KEY_ANNOUNCEMENT_TYPE};
 pub use keys::{key_id_of, public_key_from_pem, public_key_to_pem, KeyError, NodeKey, TokenError, Verifier};
+pub use passwords::{check_strength, hash_password, verify_nothing, verify_password, PasswordError};
 pub use permissions::{permits, Permission};
+pub use secrets::{DataKeyError, DataKeys};

@@ -66,6 +66,18 @@ pub fn load_key(settings: &Settings) -> Result<NodeKey, StartError> {
     NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
 }
 
+/// Reads the node's data keys (written by `rhip init`).
+pub fn load_data_keys(settings: &Settings) -> Result<rhip_auth::DataKeys, StartError> {
+    let path = &settings.keys.data_keys;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        StartError::Config(format!(
+            "cannot read the data keys {}: {e} (rhip init writes them; keep them with the signing key)",
+            path.display()
+        ))
+    })?;
+    rhip_auth::DataKeys::from_json(&text).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+}
+
 /// Keys this node signed with before a rotation (`keys/previous-*.pem`).
 pub fn previous_keys(settings: &Settings) -> Result<Vec<NodeKey>, StartError> {
     let Some(dir) = settings.keys.signing_key.parent() else { return Ok(Vec::new()) };
@@ -108,6 +120,10 @@ impl Application {
             parent: settings.node.parent.clone(),
             metrics: Arc::new(metrics),
             federation: federation.as_ref().map(|f| f.context.clone()),
+            key: Arc::new(key),
+            data_keys: Arc::new(load_data_keys(&settings)?),
+            auth: settings.auth.clone(),
+            revocations: Arc::default(),
         };
         let listener = TcpListener::bind(settings.api.listen)
             .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen)))?;

@@ -8,6 +8,7 @@
 //! | `Conflict`     | 409    | the record already exists                   |
 //! | `TooLarge`     | 413    | the body is over the route's size limit     |
 //! | `Invalid`      | 422    | a field or parameter is wrong (named)       |
+//! | `TooManyRequests` | 429 | locked out or over a rate limit (`Retry-After`) |
 //! | `Unavailable`  | 503    | the database does not answer                |
 //! | `Internal`     | 500    | anything else; detail is logged, not sent   |
 
@@ -42,6 +43,14 @@ pub enum ApiError {
         /// The fields that were wrong.
         errors: Vec<FieldProblem>,
     },
+    /// Too many attempts: a locked login or a rate limit.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What was refused and why.
+        detail: String,
+        /// Seconds until the caller may try again (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Database unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -74,6 +83,7 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Already exists"),
             ApiError::TooLarge(_) => ("too-large", "Payload too large"),
             ApiError::Invalid { .. } => ("invalid-input", "Invalid input"),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
@@ -108,6 +118,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +132,9 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"rhip\""));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
+            response.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
         }
         response.json(self.problem())
     }

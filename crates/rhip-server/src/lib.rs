@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod mllp;
 pub mod principal;
+pub mod revocation;
 pub mod routes;
 pub mod settings;
 pub mod state;

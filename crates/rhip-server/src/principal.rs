@@ -116,6 +116,12 @@ impl FromRequest for Principal {
                 None => Err("missing bearer token (Authorization: Bearer <JWT>)".to_string()),
                 Some(token) => state.verifier.verify(token).map_err(|e| e.to_string()),
             };
+            let verified = match verified {
+                Ok(claims) if state.revocations.is_revoked(&state.store, &claims.jti).await? => {
+                    Err("bearer token has been revoked (logged out)".to_string())
+                }
+                other => other,
+            };
             match verified {
                 Ok(claims) => Ok(Principal { claims, request_id, source_ip, node_region: state.region }),
                 Err(reason) => {

@@ -128,6 +128,14 @@ fn default_max_connections() -> usize {
 pub struct KeySettings {
     /// PEM file of the node's Ed25519 signing key (tokens, later batches).
     pub signing_key: PathBuf,
+    /// JSON file of the node's data keys (blind indexes; written by
+    /// `rhip init`). Kept apart from the database on purpose.
+    #[serde(default = "default_data_keys")]
+    pub data_keys: PathBuf,
+}
+
+fn default_data_keys() -> PathBuf {
+    PathBuf::from("keys/data-keys.json")
 }
 
 /// The federation links of a node: its mutual-TLS listener, its peers and
@@ -211,11 +219,109 @@ pub struct AuthSettings {
     /// Longest lifetime `rhip token` will mint, e.g. `24h`.
     #[serde(default = "default_max_ttl")]
     pub max_token_ttl: String,
+    /// Lifetime of a resident's access token after login, e.g. `15m`.
+    #[serde(default = "default_resident_token_ttl")]
+    pub resident_token_ttl: String,
+    /// Lifetime of a resident's refresh token, e.g. `30d`.
+    #[serde(default = "default_refresh_token_ttl")]
+    pub refresh_token_ttl: String,
+    /// Lifetime of an enrolment code, e.g. `14d`.
+    #[serde(default = "default_enrolment_code_ttl")]
+    pub enrolment_code_ttl: String,
+    /// Failed logins in a row before a citizen ID is locked.
+    #[serde(default = "default_lockout_after")]
+    pub lockout_after: u32,
+    /// First lock; each further failure doubles it up to `lockout_max`.
+    #[serde(default = "default_lockout_base")]
+    pub lockout_base: String,
+    /// Longest lock.
+    #[serde(default = "default_lockout_max")]
+    pub lockout_max: String,
 }
 
 impl Default for AuthSettings {
     fn default() -> AuthSettings {
-        AuthSettings { max_token_ttl: default_max_ttl() }
+        AuthSettings {
+            max_token_ttl: default_max_ttl(),
+            resident_token_ttl: default_resident_token_ttl(),
+            refresh_token_ttl: default_refresh_token_ttl(),
+            enrolment_code_ttl: default_enrolment_code_ttl(),
+            lockout_after: default_lockout_after(),
+            lockout_base: default_lockout_base(),
+            lockout_max: default_lockout_max(),
+        }
+    }
+}
+
+fn default_resident_token_ttl() -> String {
+    "15m".into()
+}
+fn default_refresh_token_ttl() -> String {
+    "30d".into()
+}
+fn default_enrolment_code_ttl() -> String {
+    "14d".into()
+}
+fn default_lockout_after() -> u32 {
+    5
+}
+fn default_lockout_base() -> String {
+    "1m".into()
+}
+fn default_lockout_max() -> String {
+    "1h".into()
+}
+
+impl AuthSettings {
+    /// A duration setting, already checked when the config was read.
+    fn duration(text: &str, fallback_secs: u64) -> std::time::Duration {
+        humantime::parse_duration(text).unwrap_or(std::time::Duration::from_secs(fallback_secs))
+    }
+
+    /// Lifetime of a resident's access token.
+    pub fn resident_token_ttl(&self) -> std::time::Duration {
+        Self::duration(&self.resident_token_ttl, 900)
+    }
+
+    /// Lifetime of a refresh token.
+    pub fn refresh_token_ttl(&self) -> std::time::Duration {
+        Self::duration(&self.refresh_token_ttl, 30 * 86_400)
+    }
+
+    /// Lifetime of an enrolment code.
+    pub fn enrolment_code_ttl(&self) -> std::time::Duration {
+        Self::duration(&self.enrolment_code_ttl, 14 * 86_400)
+    }
+
+    /// How long a login key is locked after `failures` failures in a row:
+    /// none below `lockout_after`, then `lockout_base` doubling per further
+    /// failure, at most `lockout_max`.
+    pub fn lock_for(&self, failures: i64) -> Option<std::time::Duration> {
+        let after = i64::from(self.lockout_after.max(1));
+        if failures < after {
+            return None;
+        }
+        let base = Self::duration(&self.lockout_base, 60);
+        let max = Self::duration(&self.lockout_max, 3600);
+        let doublings = u32::try_from((failures - after).min(20)).unwrap_or(20);
+        Some(base.saturating_mul(1 << doublings).min(max))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (name, text) in [
+            ("auth.max_token_ttl", &self.max_token_ttl),
+            ("auth.resident_token_ttl", &self.resident_token_ttl),
+            ("auth.refresh_token_ttl", &self.refresh_token_ttl),
+            ("auth.enrolment_code_ttl", &self.enrolment_code_ttl),
+            ("auth.lockout_base", &self.lockout_base),
+            ("auth.lockout_max", &self.lockout_max),
+        ] {
+            humantime::parse_duration(text).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+        }
+        if self.lockout_after == 0 {
+            return Err(ConfigError("auth.lockout_after must be at least 1".into()));
+        }
+        Ok(())
     }
 }
 
@@ -404,7 +510,12 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        let mut paths = vec![Some(&mut self.keys.signing_key), self.api.tls_cert.as_mut(), self.api.tls_key.as_mut()];
+        let mut paths = vec![
+            Some(&mut self.keys.signing_key),
+            Some(&mut self.keys.data_keys),
+            self.api.tls_cert.as_mut(),
+            self.api.tls_key.as_mut(),
+        ];
         if let Some(federation) = self.federation.as_mut() {
             paths.extend([
                 federation.tls_cert.as_mut(),
@@ -428,8 +539,7 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        humantime::parse_duration(&self.auth.max_token_ttl)
-            .map_err(|e| ConfigError(format!("auth.max_token_ttl: {e}")))?;
+        self.auth.check()?;
         for (name, expression) in [("schedules.metrics_refresh", &self.schedules.metrics_refresh)] {
             if expression.split_whitespace().count() != 6 {
                 return Err(ConfigError(format!(

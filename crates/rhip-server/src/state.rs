@@ -26,4 +26,12 @@ pub struct AppState {
     pub ingest: crate::ingest::Writer,
     /// The federation side, when the node has peers.
     pub federation: Option<Arc<crate::federation::context::FederationContext>>,
+    /// The node's signing key, for the tokens it issues at login.
+    pub key: Arc<rhip_auth::NodeKey>,
+    /// The node's data keys (blind indexes).
+    pub data_keys: Arc<rhip_auth::DataKeys>,
+    /// Token lifetimes and lockout rules.
+    pub auth: crate::settings::AuthSettings,
+    /// Access tokens revoked before their expiry.
+    pub revocations: Arc<crate::revocation::Revocations>,
 }

@@ -11,6 +11,7 @@
 //! Architecture invariant: nothing outside this crate builds SQL, and nothing
 //! in this crate knows HTTP or JSON shapes of the API.
 
+mod accounts;
 mod audit;
 mod changes;
 mod checkpoint;
@@ -32,6 +33,7 @@ pub mod schema;
 mod scope;
 mod stats;
 
+pub use accounts::{EnrolmentRefusal, LoginFailures, NewRefreshToken, RefreshUse, ResidentAccount};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};

@@ -243,6 +243,51 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    enrolment_codes (code_hash) {
+        code_hash -> Text,
+        person_id -> Text,
+        issued_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_attempts (login_key) {
+        login_key -> Text,
+        failures -> BigInt,
+        locked_until -> Nullable<Timestamp>,
+        last_failure_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        family_id -> Text,
+        user_id -> Text,
+        person_id -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+        reason -> Text,
     }
 }
 
@@ -508,4 +553,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     fed_batches_in,
     fed_dead_letters,
     person_aliases,
+    enrolment_codes,
+    login_attempts,
+    refresh_tokens,
+    revoked_tokens,
 );

@@ -41,6 +41,9 @@ pub enum Command {
     /// Reference data: publish versioned value domains (national node).
     #[command(subcommand)]
     Reference(ReferenceCommand),
+    /// Residents' accounts: one-time enrolment codes.
+    #[command(subcommand)]
+    Resident(ResidentCommand),
     /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
     /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
@@ -446,4 +449,26 @@ mod tests {
     fn the_command_tree_is_consistent() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
+}
+
+/// `rhip resident ...`.
+#[derive(Debug, Subcommand)]
+pub enum ResidentCommand {
+    /// Print a one-time code a resident of this county registers with
+    /// (`POST /auth/register`); hand it over in person.
+    EnrolCode(EnrolCodeArgs),
+}
+
+/// `rhip resident enrol-code`.
+#[derive(Debug, Args)]
+pub struct EnrolCodeArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// EMPI id of the resident (whose home county is this node).
+    #[arg(long, value_name = "EMPI")]
+    pub person: String,
+    /// Print `{"person":..,"code":..,"expires_at":..}`.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,6 +2,7 @@
 //! permission, validate input, run storage work, shape the answer.
 
 pub mod audit;
+pub mod auth;
 pub mod documents;
 pub mod facilities;
 pub mod federation;
@@ -23,6 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .service(
+            web::scope("/auth")
+                .route("/register", web::post().to(auth::register))
+                .route("/login", web::post().to(auth::login))
+                .route("/refresh", web::post().to(auth::refresh))
+                .route("/logout", web::post().to(auth::logout)),
+        )
         .service(
             web::scope("/api/v1")
                 .route("/persons", web::get().to(persons::search))

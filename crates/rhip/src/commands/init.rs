@@ -94,7 +94,7 @@ pub struct NodeSpec<'a> {
     pub written_by: &'a str,
 }
 
-/// Writes node.toml, keys/signing.pem and data/ into `dir`; refuses to
+/// Writes node.toml, keys/signing.pem, keys/data-keys.json and data/ into `dir`; refuses to
 /// overwrite an existing config. Returns the summary and the signing key.
 pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_auth::NodeKey), Failure> {
     let config = dir.join("node.toml");
@@ -106,6 +106,8 @@ pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_
     std::fs::create_dir_all(dir.join("data")).with_context(|| format!("create {}/data", dir.display()))?;
     let (key, pem) = rhip_auth::NodeKey::generate().context("generate signing key")?;
     write_private(&dir.join("keys/signing.pem"), &pem)?;
+    let (_, data_keys) = rhip_auth::DataKeys::generate().context("generate data keys")?;
+    write_private(&dir.join("keys/data-keys.json"), &data_keys)?;
     let settings = Settings {
         node: NodeSettings { region, name: spec.name.clone(), parent: spec.parent.map(str::to_string) },
         database: DatabaseSettings {
@@ -114,7 +116,10 @@ pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_
         },
         api: ApiSettings { listen: spec.api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
         mllp: Some(MllpSettings::on(spec.mllp)),
-        keys: KeySettings { signing_key: PathBuf::from("keys/signing.pem") },
+        keys: KeySettings {
+            signing_key: PathBuf::from("keys/signing.pem"),
+            data_keys: PathBuf::from("keys/data-keys.json"),
+        },
         auth: AuthSettings::default(),
         schedules: ScheduleSettings::default(),
         federation: spec.federation.clone(),

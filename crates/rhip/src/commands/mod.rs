@@ -9,12 +9,14 @@ mod hl7;
 mod init;
 mod person;
 mod reference;
+mod resident;
 mod rotate;
 mod serve;
 mod token;
 
 use crate::cli::{
     BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand, ReferenceCommand,
+    ResidentCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
@@ -28,6 +30,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Migrate(args) => serve::migrate(&args.config),
         Command::Token(args) => token::run(&args),
         Command::Reference(ReferenceCommand::Publish(args)) => reference::publish(&args),
+        Command::Resident(ResidentCommand::EnrolCode(args)) => resident::enrol_code(&args),
         Command::Facility(FacilityCommand::Add(args)) => facility::add(&args),
         Command::Facility(FacilityCommand::List(args)) => facility::list(&args),
         Command::Person(PersonCommand::Import(args)) => person::import(&args),
