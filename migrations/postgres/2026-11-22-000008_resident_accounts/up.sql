@@ -35,6 +35,7 @@ CREATE TABLE refresh_tokens (
     revoked_reason TEXT
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 
 CREATE TABLE revoked_tokens (
     jti TEXT PRIMARY KEY NOT NULL,
