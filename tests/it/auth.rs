@@ -175,7 +175,59 @@ fn every_read_and_refusal_is_audited(backend: Backend) {
     assert!(!all.contains(&full_id), "a citizen ID leaked into the audit log");
 }
 
+fn get_with(server: &rhip_tests::Node, path: &str, token: &str, header: (&str, &str)) -> rhip_tests::Response {
+    let request = ureq::get(&format!("{}{path}", server.api))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set(header.0, header.1);
+    rhip_tests::Response::from(request.call())
+}
+
+fn clinicians_break_the_glass_with_a_reason_the_resident_sees(backend: Backend) {
+    let Some(p) = province(backend) else { return };
+    let server = p.node.start();
+    let clinician = p.node.token("clinician", &["--facility", "H330106001", "--sub", "dr-wang"]);
+    let path = format!("/api/v1/persons/{}", p.binjiang);
+    // Not a patient of the facility: refused, exactly like an id that does not exist.
+    let refused = server.get(&path, Some(&clinician));
+    let unknown = server.get(&format!("/api/v1/persons/{}", uuid::Uuid::now_v7()), Some(&clinician));
+    assert_eq!((refused.status, unknown.status), (403, 403));
+    assert_eq!(
+        refused.json()["detail"].as_str().unwrap().replace(&p.binjiang, "ID"),
+        unknown.json()["detail"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .enumerate()
+            .map(|(i, w)| if i == 1 { "ID" } else { w })
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    // Breaking the glass needs a stated reason, and only clinicians may.
+    let header = "X-RHIP-Break-Glass";
+    let reason = "unconscious patient in the emergency department";
+    let terse = get_with(&server, &path, &clinician, (header, "ok"));
+    assert_eq!(terse.status, 422, "{}", terse.text);
+    assert_eq!(terse.json()["errors"][0]["field"], header);
+    let commission = p.node.token("commission", &["--region", "330106"]);
+    assert_eq!(get_with(&server, &path, &commission, (header, reason)).status, 403);
+    let opened = get_with(&server, &path, &clinician, (header, reason));
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    assert_eq!(opened.json()["empi_id"], p.binjiang);
+    let ehr = get_with(&server, &format!("{path}/ehr"), &clinician, (header, reason));
+    assert_eq!(ehr.status, 200, "{}", ehr.text);
+    // The resident sees who broke the glass, and why.
+    let resident = p.node.token("resident", &["--person", &p.binjiang]);
+    let log = server.get("/api/v1/me/access-log", Some(&resident)).items();
+    let glass: Vec<&Value> = log.iter().filter(|e| e["actor"] == "dr-wang" && e["outcome"] == "success").collect();
+    assert_eq!(glass.len(), 2, "{log:?}");
+    for entry in glass {
+        assert_eq!(entry["purpose"], format!("break_glass: {reason}"), "{entry}");
+        assert_eq!(entry["facility"], "H330106001");
+    }
+}
+
 both_backends! {
+    clinicians_break_the_glass_with_a_reason_the_resident_sees => super::clinicians_break_the_glass_with_a_reason_the_resident_sees;
     jurisdiction_scopes_what_each_role_sees => super::jurisdiction_scopes_what_each_role_sees;
     refused_tokens_get_401_and_are_audited => super::refused_tokens_get_401_and_are_audited;
     every_read_and_refusal_is_audited => super::every_read_and_refusal_is_audited;

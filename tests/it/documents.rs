@@ -425,7 +425,7 @@ fn resubmission_and_new_versions(backend: Backend) {
     // A hospital reads documents of its own patients only.
     let other = node.token("hospital_system", &["--facility", OTHER_HOSPITAL]);
     assert_eq!(server.get(&format!("/api/v1/documents/{old_id}"), Some(&other)).status, 403);
-    assert_eq!(server.get("/api/v1/documents/00000000-0000-7000-8000-000000000000", Some(&commission)).status, 404);
+    assert_eq!(server.get("/api/v1/documents/00000000-0000-7000-8000-000000000000", Some(&commission)).status, 403);
 }
 
 fn generated_documents_round_trip(backend: Backend) {

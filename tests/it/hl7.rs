@@ -627,9 +627,9 @@ fn person_details_from_adt(backend: Backend) {
     let encounter = &server.get(&format!("/api/v1/persons/{other_empi}/encounters"), Some(&token)).items()[0];
     assert!(encounter["admit_reason"].is_null(), "{encounter}");
 
-    // The endpoint answers like the other per-person reads: 404 and 422 as problem+json, 401 without a token.
+    // The endpoint answers like the other per-person reads: 403 and 422 as problem+json, 401 without a token.
     let missing = server.get(&format!("/api/v1/persons/{}/allergies", uuid::Uuid::now_v7()), Some(&token));
-    assert_eq!(missing.status, 404, "{}", missing.text);
+    assert_eq!(missing.status, 403, "{}", missing.text);
     assert!(missing.content_type.starts_with("application/problem+json"), "{}", missing.content_type);
     assert_eq!(server.get("/api/v1/persons/not-an-id/allergies", Some(&token)).status, 422);
     assert_eq!(server.get(&allergies_path, None).status, 401);

@@ -24,8 +24,18 @@ pub struct Principal {
     pub request_id: String,
     /// Client address.
     pub source_ip: Option<String>,
+    /// The reason a clinician gave to break the glass
+    /// ([`BREAK_GLASS_HEADER`]): read beyond their facility's patients, in
+    /// an emergency, audited with the reason and shown to the resident.
+    pub break_glass: Option<String>,
     node_region: RegionCode,
 }
+
+/// Header in which a clinician states why they break the glass.
+pub const BREAK_GLASS_HEADER: &str = "X-RHIP-Break-Glass";
+
+/// Shortest and longest reason accepted for breaking the glass.
+const BREAK_GLASS_REASON_CHARS: (usize, usize) = (8, 500);
 
 impl Principal {
     /// Fails with 403 unless the role has `permission`.
@@ -53,6 +63,15 @@ impl Principal {
     /// The records this caller may see.
     pub fn scope(&self) -> Result<Scope, ApiError> {
         let out_of_region = || ApiError::Forbidden("token's region lies outside this node's jurisdiction".into());
+        match (self.claims.role, &self.break_glass) {
+            (Role::Clinician, Some(_)) => return Ok(Scope::Region(self.node_region)),
+            (role, Some(_)) => {
+                return Err(ApiError::Forbidden(format!(
+                    "only clinicians may break the glass ({BREAK_GLASS_HEADER}); role {role} may not"
+                )))
+            }
+            _ => {}
+        }
         match self.claims.role {
             Role::Commission | Role::Auditor | Role::NodeAdmin => {
                 self.effective_region().map(Scope::Region).ok_or_else(out_of_region)
@@ -83,6 +102,7 @@ impl Principal {
             http_status: Some(if outcome == "denied" { 403 } else { 200 }),
             request_id: Some(self.request_id.clone()),
             source_ip: self.source_ip.clone(),
+            purpose: self.break_glass.as_ref().map(|reason| format!("break_glass: {reason}")),
             ..NewAuditEntry::default()
         }
     }
@@ -122,8 +142,25 @@ impl FromRequest for Principal {
                 }
                 other => other,
             };
+            let break_glass = match req.headers().get(BREAK_GLASS_HEADER) {
+                None => None,
+                Some(value) => {
+                    let reason = value.to_str().map(str::trim).unwrap_or_default().to_string();
+                    let chars = reason.chars().count();
+                    let (shortest, longest) = BREAK_GLASS_REASON_CHARS;
+                    if !(shortest..=longest).contains(&chars) {
+                        return Err(ApiError::field(
+                            BREAK_GLASS_HEADER,
+                            format!(
+                                "state the reason in {shortest} to {longest} characters (ASCII or percent-encoded)"
+                            ),
+                        ));
+                    }
+                    Some(reason)
+                }
+            };
             match verified {
-                Ok(claims) => Ok(Principal { claims, request_id, source_ip, node_region: state.region }),
+                Ok(claims) => Ok(Principal { claims, request_id, source_ip, break_glass, node_region: state.region }),
                 Err(reason) => {
                     let entry = NewAuditEntry {
                         actor: "anonymous".into(),

@@ -235,13 +235,14 @@ pub async fn get(
                 entry.outcome = "denied".into();
                 entry.http_status = Some(403);
                 tx.append_audit(&entry)?;
-                Ok(Err(ApiError::Forbidden(format!("document {id} is outside your scope"))))
+                Ok(Err(crate::routes::persons::not_yours("document", &id)))
             }
             Access::NotFound => {
+                // The same answer as out of scope: a guess learns nothing.
                 entry.outcome = "not_found".into();
-                entry.http_status = Some(404);
+                entry.http_status = Some(403);
                 tx.append_audit(&entry)?;
-                Ok(Err(ApiError::NotFound(format!("no document {id}"))))
+                Ok(Err(crate::routes::persons::not_yours("document", &id)))
             }
         }
     })

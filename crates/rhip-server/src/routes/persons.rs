@@ -284,17 +284,24 @@ where
                 entry.person_id = Some(empi_id.clone());
                 entry.detail = Some("outside the caller's scope".into());
                 tx.append_audit(&entry)?;
-                Ok(Err(ApiError::Forbidden(format!("person {empi_id} is outside your jurisdiction"))))
+                Ok(Err(not_yours("person", &empi_id)))
             }
             Access::NotFound => {
+                // The same answer as out of scope: a guess learns nothing.
                 entry.outcome = "not_found".into();
-                entry.http_status = Some(404);
+                entry.http_status = Some(403);
                 tx.append_audit(&entry)?;
-                Ok(Err(ApiError::NotFound(format!("no person {empi_id}"))))
+                Ok(Err(not_yours("person", &empi_id)))
             }
         }
     })
     .await
+}
+
+/// The one answer for a record that is out of the caller's scope and for
+/// one that does not exist, so guessing ids tells nothing about which exist.
+pub(crate) fn not_yours(kind: &str, id: &str) -> ApiError {
+    ApiError::Forbidden(format!("{kind} {id} does not exist or lies outside your jurisdiction"))
 }
 
 /// Audits a refusal decided before any record was read, and returns the 403.
