@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod api;
+mod audit_chain;
 mod auth;
 mod cli;
 mod documents;

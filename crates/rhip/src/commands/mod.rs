@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod audit;
 mod bench;
 mod dead_letters;
 mod demo;
@@ -14,7 +15,8 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand, ReferenceCommand,
+    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand,
+    ReferenceCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
@@ -43,6 +45,9 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Federation(FederationCommand::DeadLetters(args)) => dead_letters::list(&args),
         Command::Federation(FederationCommand::Retry(args)) => dead_letters::retry(&args),
         Command::Federation(FederationCommand::RotateKey(args)) => rotate::rotate(&args),
+        Command::Audit(AuditCommand::Seal(args)) => audit::seal(&args),
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args),
+        Command::Audit(AuditCommand::Archive(args)) => audit::archive(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
