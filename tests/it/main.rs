@@ -5,6 +5,7 @@
 
 mod accounts;
 mod api;
+mod audit_chain;
 mod auth;
 mod cli;
 mod documents;

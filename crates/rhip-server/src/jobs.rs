@@ -1,6 +1,9 @@
 //! Scheduled jobs (tokio-cron-scheduler); their timing is configuration
-//! (`[schedules]` in node.toml), not code.
+//! (`[schedules]` in node.toml), not code: the federation push and
+//! reconciliation, the metrics refresh, and the audit chain's chainer and
+//! sealer.
 
+use crate::audit_chain::{Chainer, Sealer};
 use crate::federation::push::Pusher;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -37,17 +40,46 @@ pub async fn start(settings: &Settings, state: AppState, pusher: Option<Arc<Push
         scheduler.add(job).await.context("schedule federation push")?;
     }
     refresh_counts(state.clone()).await;
+    let refreshed = state.clone();
     let job = Job::new_async(settings.schedules.metrics_refresh.as_str(), move |_, _| {
-        let state = state.clone();
+        let state = refreshed.clone();
         Box::pin(async move { refresh_counts(state).await })
     })
     .with_context(|| format!("schedules.metrics_refresh {:?}", settings.schedules.metrics_refresh))?;
     scheduler.add(job).await.context("schedule metrics refresh")?;
+
+    let chainer = Arc::new(Chainer::new(state.store.clone()));
+    let schedule = settings.schedules.audit_chain.as_str();
+    let job = Job::new_async(schedule, move |_, _| {
+        let chainer = chainer.clone();
+        Box::pin(async move {
+            if let Err(error) = tokio::task::spawn_blocking(move || chainer.run()).await {
+                tracing::warn!(%error, "audit chain job panicked");
+            }
+        })
+    })
+    .with_context(|| format!("schedules.audit_chain {schedule:?}"))?;
+    scheduler.add(job).await.context("schedule audit chaining")?;
+    let key = crate::app::load_key(settings).map_err(|e| anyhow::anyhow!("audit sealer: {e}"))?;
+    let sealer = Arc::new(Sealer::new(state.store.clone(), key));
+    let schedule = settings.schedules.audit_seal.as_str();
+    let job = Job::new_async(schedule, move |_, _| {
+        let sealer = sealer.clone();
+        Box::pin(async move {
+            if let Err(error) = tokio::task::spawn_blocking(move || sealer.run()).await {
+                tracing::warn!(%error, "audit seal job panicked");
+            }
+        })
+    })
+    .with_context(|| format!("schedules.audit_seal {schedule:?}"))?;
+    scheduler.add(job).await.context("schedule audit sealing")?;
+
     scheduler.start().await.context("start job scheduler")?;
     Ok(scheduler)
 }
 
-/// Stops the scheduler; jobs in progress are abandoned (they only read).
+/// Stops the scheduler; jobs in progress are abandoned (each works in
+/// transactions that commit whole or not at all).
 pub async fn stop(mut scheduler: JobScheduler) {
     if let Err(error) = scheduler.shutdown().await {
         tracing::warn!(%error, "job scheduler did not stop cleanly");

@@ -1,9 +1,11 @@
 //! The RHIP node: configuration, the actix-web application (API, health,
-//! metrics, OpenAPI), authentication and audit of every personal-data read,
-//! and scheduled jobs. Handlers are thin; storage is `rhip-store`'s,
+//! metrics, OpenAPI), authentication and audit of every personal-data read
+//! (chained, sealed, verified and archived by `audit_chain`), and scheduled
+//! jobs. Handlers are thin; storage is `rhip-store`'s,
 //! authority is `rhip-auth`'s, shapes are `rhip-api-types`'.
 
 pub mod app;
+pub mod audit_chain;
 pub mod blocking;
 pub mod documents;
 pub mod error;

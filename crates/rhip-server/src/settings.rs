@@ -332,11 +332,24 @@ pub struct ScheduleSettings {
     /// Refresh of the record-count gauges in `/metrics`.
     #[serde(default = "default_metrics_refresh")]
     pub metrics_refresh: String,
+    /// Chaining of new audit entries into the hash chain; between runs,
+    /// entries wait unchained (verification reports them, not as damage).
+    #[serde(default = "default_audit_chain")]
+    pub audit_chain: String,
+    /// Sealing of the chain head with the node's signing key (only when the
+    /// head moved); entries after the last seal are only as safe as the
+    /// database until the next one.
+    #[serde(default = "default_audit_seal")]
+    pub audit_seal: String,
 }
 
 impl Default for ScheduleSettings {
     fn default() -> ScheduleSettings {
-        ScheduleSettings { metrics_refresh: default_metrics_refresh() }
+        ScheduleSettings {
+            metrics_refresh: default_metrics_refresh(),
+            audit_chain: default_audit_chain(),
+            audit_seal: default_audit_seal(),
+        }
     }
 }
 
@@ -351,6 +364,12 @@ fn default_max_ttl() -> String {
 }
 fn default_metrics_refresh() -> String {
     "*/15 * * * * *".into()
+}
+fn default_audit_chain() -> String {
+    "*/10 * * * * *".into()
+}
+fn default_audit_seal() -> String {
+    "0 */5 * * * *".into()
 }
 fn default_batch_size() -> usize {
     1000
@@ -540,12 +559,12 @@ impl Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.auth.check()?;
-        for (name, expression) in [("schedules.metrics_refresh", &self.schedules.metrics_refresh)] {
-            if expression.split_whitespace().count() != 6 {
-                return Err(ConfigError(format!(
-                    "{name}: {expression:?} is not a cron expression with six fields (seconds first)"
-                )));
-            }
+        for (name, expression) in [
+            ("schedules.metrics_refresh", &self.schedules.metrics_refresh),
+            ("schedules.audit_chain", &self.schedules.audit_chain),
+            ("schedules.audit_seal", &self.schedules.audit_seal),
+        ] {
+            check_cron(name, expression)?;
         }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
@@ -593,6 +612,19 @@ signing_key = "keys/signing.pem"
         assert_eq!(settings.node.region.as_str(), "330106");
         assert_eq!(settings.database.pool_size, 8);
         assert_eq!(settings.schedules.metrics_refresh, "*/15 * * * * *");
+        assert_eq!(settings.schedules.audit_chain, "*/10 * * * * *");
+        assert_eq!(settings.schedules.audit_seal, "0 */5 * * * *");
+    }
+
+    #[test]
+    fn audit_schedules_are_checked_like_the_others() {
+        let text = format!("{GOOD}[schedules]\naudit_seal = \"every five minutes\"\n");
+        let error = Settings::parse(&text).unwrap().check().unwrap_err().0;
+        assert!(error.contains("schedules.audit_seal"), "{error}");
+        let text = format!("{GOOD}[schedules]\naudit_chain = \"*/2 * * * * *\"\n");
+        let settings = Settings::parse(&text).unwrap();
+        assert!(settings.check().is_ok());
+        assert_eq!(settings.schedules.audit_chain, "*/2 * * * * *");
     }
 
     #[test]

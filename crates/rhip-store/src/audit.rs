@@ -1,6 +1,7 @@
 //! The audit log: who read or changed which personal data, when, why and
-//! with what outcome. Rows are never updated or deleted (database triggers
-//! refuse it); hash chaining and sealing build on this table.
+//! with what outcome. Rows are never updated, and deleted only once archived
+//! (database triggers refuse anything else); `audit_chain.rs` chains, seals
+//! and archives them.
 
 use crate::schema::audit_log;
 use crate::{StoreError, Tx};

@@ -5,14 +5,15 @@
 //! [`Store::write`] or [`Store::read`], which hand a [`Tx`] to a closure and
 //! commit only if it returns `Ok`: a change, its change-log row and its audit
 //! entry land together or not at all. Repositories are `impl Tx` blocks, one
-//! module per concern (persons, details, facilities, records, audit, changes,
-//! federation).
+//! module per concern (persons, details, facilities, records, audit and its
+//! hash chain, changes, federation).
 //!
 //! Architecture invariant: nothing outside this crate builds SQL, and nothing
 //! in this crate knows HTTP or JSON shapes of the API.
 
 mod accounts;
 mod audit;
+mod audit_chain;
 mod changes;
 mod checkpoint;
 mod conn;
@@ -35,6 +36,10 @@ mod stats;
 
 pub use accounts::{EnrolmentRefusal, LoginFailures, NewRefreshToken, RefreshUse, ResidentAccount};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
+pub use audit_chain::{
+    audit_chain_hash, audit_entry_encoding, audit_entry_hash, AuditArchive, AuditFence, AuditSeal, ChainHead,
+    ChainLink, ChainRun, ChainedEntry, GENESIS_CHAIN_HASH,
+};
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
 pub use details::{

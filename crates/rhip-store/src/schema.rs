@@ -231,6 +231,46 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The audit log's hash chain: each committed `audit_log` entry's place
+    /// (`position`, contiguous from 1), its entry hash and the chain hash up
+    /// to it. Append-only; rows go only when an archive covers them.
+    audit_chain (position) {
+        position -> BigInt,
+        audit_seq -> BigInt,
+        entry_hash -> Text,
+        chain_hash -> Text,
+        chained_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Seals: the node's signature (compact JWS) over the chain hash at a
+    /// position. Append-only.
+    audit_seals (position) {
+        position -> BigInt,
+        chain_hash -> Text,
+        key_id -> Text,
+        signature -> Text,
+        sealed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Chain segments written to archive files and removed from `audit_log`
+    /// and `audit_chain`. Append-only.
+    audit_archives (id) {
+        id -> Text,
+        from_position -> BigInt,
+        to_position -> BigInt,
+        start_prev_hash -> Text,
+        end_chain_hash -> Text,
+        file_name -> Text,
+        file_sha256 -> Text,
+        archived_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// Accounts that log in with a password (residents, later staff).
     users (id) {
         id -> Text,
@@ -510,6 +550,7 @@ diesel::joinable!(diagnoses -> encounters (encounter_id));
 diesel::joinable!(medications -> persons (person_id));
 diesel::joinable!(ehr_entries -> persons (person_id));
 diesel::joinable!(persons -> households (household_id));
+diesel::joinable!(audit_chain -> audit_log (audit_seq));
 
 diesel::table! {
     /// Published versions of value domains (newest per domain is in force).
@@ -539,6 +580,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     ehr_entries,
     change_log,
     audit_log,
+    audit_chain,
+    audit_seals,
+    audit_archives,
     users,
     submissions,
     review_queue,

@@ -44,6 +44,10 @@ pub enum Command {
     /// Residents' accounts: one-time enrolment codes.
     #[command(subcommand)]
     Resident(ResidentCommand),
+    /// The tamper-evident audit log: seal the hash chain, verify it, archive
+    /// sealed segments to files.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
     /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
@@ -409,6 +413,63 @@ pub struct DemoArgs {
     /// with a hint; kept so that old scripts get a clear answer).
     #[arg(long, value_name = "URL", hide = true)]
     pub db: Option<String>,
+}
+
+/// `rhip audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Chain the pending audit entries and seal the chain head with the
+    /// node's key now (the node does both on its schedules); prints the
+    /// sealed position.
+    Seal(AuditSealArgs),
+    /// Check every entry hash, chain link and seal from genesis (archives
+    /// first, then the database); exit 1 naming the first broken entry.
+    Verify(AuditVerifyArgs),
+    /// Write the sealed entries after the last archive to a file, then
+    /// remove them from the database.
+    Archive(AuditArchiveArgs),
+}
+
+/// `rhip audit seal`.
+#[derive(Debug, Args)]
+pub struct AuditSealArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// An archive file written by `rhip audit archive` (repeat for each; any order).
+    #[arg(long = "archive", value_name = "FILE")]
+    pub archives: Vec<PathBuf>,
+    /// Print the whole report as JSON on stdout (also when broken).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip audit archive`.
+#[derive(Debug, Args)]
+pub struct AuditArchiveArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The archive file to write; it must not exist yet.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Archive up to this chain position (at most the last seal; default the last seal).
+    #[arg(long, value_name = "POSITION", value_parser = clap::value_parser!(i64).range(1..))]
+    pub through: Option<i64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rhip reference ...`.

@@ -1,5 +1,5 @@
 //! The `rhip` command line: `init`, `serve`, `migrate`, `token`, `facility`,
-//! `person`, `demo`, `federation init`.
+//! `person`, `demo`, `federation`, `reference`, `audit`.
 //!
 //! Exit status follows the contract: 0 success, 1 runtime failure, 2 bad
 //! usage or bad input, with one line on stderr naming the problem.

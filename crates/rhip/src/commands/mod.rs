@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod audit;
 mod bench;
 mod dead_letters;
 mod demo;
@@ -15,8 +16,8 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand, ReferenceCommand,
-    ResidentCommand,
+    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand,
+    ReferenceCommand, ResidentCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
@@ -46,6 +47,9 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Federation(FederationCommand::DeadLetters(args)) => dead_letters::list(&args),
         Command::Federation(FederationCommand::Retry(args)) => dead_letters::retry(&args),
         Command::Federation(FederationCommand::RotateKey(args)) => rotate::rotate(&args),
+        Command::Audit(AuditCommand::Seal(args)) => audit::seal(&args),
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args),
+        Command::Audit(AuditCommand::Archive(args)) => audit::archive(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
