@@ -234,93 +234,9 @@ pub enum ArchiveLine {
     },
 }
 
-/// Every column of an audit entry, as archived.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArchivedEntry {
-    /// `audit_log.seq`.
-    pub seq: i64,
-    /// Entry id.
-    pub id: String,
-    /// When it happened (UTC).
-    pub occurred_at: NaiveDateTime,
-    /// Who.
-    pub actor: String,
-    /// In which role.
-    pub role: Option<String>,
-    /// With authority over which region.
-    pub actor_region: Option<String>,
-    /// From which facility.
-    pub facility_code: Option<String>,
-    /// Did what.
-    pub action: String,
-    /// To what kind of record.
-    pub resource_type: String,
-    /// To which record.
-    pub resource_id: Option<String>,
-    /// About whom.
-    pub person_id: Option<String>,
-    /// Why.
-    pub purpose: Option<String>,
-    /// With what outcome.
-    pub outcome: String,
-    /// HTTP status answered.
-    pub http_status: Option<i32>,
-    /// Request id.
-    pub request_id: Option<String>,
-    /// Client address.
-    pub source_ip: Option<String>,
-    /// Free text.
-    pub detail: Option<String>,
-}
-
-impl From<AuditRecord> for ArchivedEntry {
-    fn from(r: AuditRecord) -> ArchivedEntry {
-        ArchivedEntry {
-            seq: r.seq,
-            id: r.id,
-            occurred_at: r.occurred_at,
-            actor: r.actor,
-            role: r.role,
-            actor_region: r.actor_region,
-            facility_code: r.facility_code,
-            action: r.action,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            person_id: r.person_id,
-            purpose: r.purpose,
-            outcome: r.outcome,
-            http_status: r.http_status,
-            request_id: r.request_id,
-            source_ip: r.source_ip,
-            detail: r.detail,
-        }
-    }
-}
-
-impl From<ArchivedEntry> for AuditRecord {
-    fn from(a: ArchivedEntry) -> AuditRecord {
-        AuditRecord {
-            seq: a.seq,
-            id: a.id,
-            occurred_at: a.occurred_at,
-            actor: a.actor,
-            role: a.role,
-            actor_region: a.actor_region,
-            facility_code: a.facility_code,
-            action: a.action,
-            resource_type: a.resource_type,
-            resource_id: a.resource_id,
-            person_id: a.person_id,
-            purpose: a.purpose,
-            outcome: a.outcome,
-            http_status: a.http_status,
-            request_id: a.request_id,
-            source_ip: a.source_ip,
-            detail: a.detail,
-        }
-    }
-}
+/// Every column of an audit entry, as archived: the stored record itself
+/// (serialised with every field, unknown fields refused when read back).
+pub type ArchivedEntry = AuditRecord;
 
 /// What kind of damage verification found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -923,7 +839,7 @@ fn verify_archive(
         }
         match serde_json::from_slice::<ArchiveLine>(&line) {
             Ok(ArchiveLine::Entry { position, entry_hash, chain_hash, chained_at, entry }) => {
-                let entry = AuditRecord::from(*entry);
+                let entry = *entry;
                 let link = ChainLink { position, audit_seq: entry.seq, entry_hash, chain_hash, chained_at };
                 // Database seals inside the segment are met here too.
                 seals.meet(store, walk)?;
@@ -1156,7 +1072,7 @@ fn write_archive(
                     entry_hash: chained.link.entry_hash,
                     chain_hash: chained.link.chain_hash,
                     chained_at: chained.link.chained_at,
-                    entry: Box::new(entry.into()),
+                    entry: Box::new(entry),
                 };
                 write_line(&mut out, &line)?;
             }
@@ -1329,14 +1245,14 @@ mod tests {
             entry_hash: audit_entry_hash(&original),
             chain_hash: GENESIS_CHAIN_HASH.into(),
             chained_at: original.occurred_at,
-            entry: Box::new(original.clone().into()),
+            entry: Box::new(original.clone()),
         };
         let text = serde_json::to_string(&line).unwrap();
         assert!(!text.contains('\n'), "one line: {text}");
         let ArchiveLine::Entry { entry, entry_hash, .. } = serde_json::from_str(&text).unwrap() else {
             panic!("not an entry line: {text}")
         };
-        let back = AuditRecord::from(*entry);
+        let back = *entry;
         assert_eq!(back, original);
         assert_eq!(audit_entry_hash(&back), entry_hash);
     }

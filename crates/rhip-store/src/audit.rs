@@ -43,7 +43,8 @@ pub struct NewAuditEntry {
 }
 
 /// A stored audit entry.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = audit_log)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditRecord {
