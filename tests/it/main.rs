@@ -11,5 +11,6 @@ mod fed_exchange;
 mod fed_retry;
 mod fed_store;
 mod federation;
+mod hardening;
 mod hl7;
 mod storage;

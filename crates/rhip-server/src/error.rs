@@ -1,15 +1,16 @@
 //! The one error type of the HTTP API, answered as `application/problem+json`.
 //!
-//! | variant        | status | when                                        |
-//! |----------------|--------|---------------------------------------------|
-//! | `Unauthorized` | 401    | no, malformed, forged or expired token      |
-//! | `Forbidden`    | 403    | role lacks the permission, or out of scope  |
-//! | `NotFound`     | 404    | no such record                              |
-//! | `Conflict`     | 409    | the record already exists                   |
-//! | `TooLarge`     | 413    | the body is over the route's size limit     |
-//! | `Invalid`      | 422    | a field or parameter is wrong (named)       |
-//! | `Unavailable`  | 503    | the database does not answer                |
-//! | `Internal`     | 500    | anything else; detail is logged, not sent   |
+//! | variant           | status | when                                        |
+//! |-------------------|--------|---------------------------------------------|
+//! | `Unauthorized`    | 401    | no, malformed, forged or expired token      |
+//! | `Forbidden`       | 403    | role lacks the permission, or out of scope  |
+//! | `NotFound`        | 404    | no such record                              |
+//! | `Conflict`        | 409    | the record already exists                   |
+//! | `TooLarge`        | 413    | the body is over the route's size limit     |
+//! | `Invalid`         | 422    | a field or parameter is wrong (named)       |
+//! | `TooManyRequests` | 429    | over a rate limit; `Retry-After` says when  |
+//! | `Unavailable`     | 503    | the database does not answer                |
+//! | `Internal`        | 500    | anything else; detail is logged, not sent   |
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -42,6 +43,14 @@ pub enum ApiError {
         /// The fields that were wrong.
         errors: Vec<FieldProblem>,
     },
+    /// Over a rate limit; answered with `Retry-After`.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Which limit, and when to come back.
+        detail: String,
+        /// Seconds until a request would be let through.
+        retry_after_secs: u64,
+    },
     /// Database unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -66,6 +75,12 @@ impl ApiError {
         ApiError::Invalid { detail, errors }
     }
 
+    /// The problem type's last word (`forbidden`, `too-many-requests`, ...),
+    /// for logs that must not carry the detail.
+    pub fn problem_type(&self) -> &'static str {
+        self.kind().0
+    }
+
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
@@ -74,6 +89,7 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Already exists"),
             ApiError::TooLarge(_) => ("too-large", "Payload too large"),
             ApiError::Invalid { .. } => ("invalid-input", "Invalid input"),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
@@ -108,6 +124,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +138,9 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"rhip\""));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(self.problem())
     }
