@@ -17,6 +17,15 @@ fn county(backend: Backend) -> Option<(NodeDir, Vec<Value>, Vec<String>)> {
     auth.insert("lockout_after".into(), 3.into());
     auth.insert("lockout_base".into(), "10m".into());
     std::fs::write(&node.config, toml::to_string(&doc).unwrap()).unwrap();
+    // These tests count logins themselves; the per-address rate limit on
+    // /auth is tested in hardening.rs.
+    node.edit_config(|doc| {
+        let api = doc["api"].as_table_mut().unwrap();
+        let limits = api.entry("rate_limits").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let limits = limits.as_table_mut().unwrap();
+        limits.insert("login_burst".into(), 1000.into());
+        limits.insert("login_per_minute".into(), 6000.into());
+    });
     let persons = vec![person("西湖居民", "330106", (1980, 5, 6), 61), person("滨江居民", "330108", (1985, 1, 2), 62)];
     let ids = node.import(&persons);
     Some((node, persons, ids))

@@ -13,5 +13,6 @@ mod fed_exchange;
 mod fed_retry;
 mod fed_store;
 mod federation;
+mod hardening;
 mod hl7;
 mod storage;

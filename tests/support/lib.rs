@@ -183,18 +183,70 @@ impl NodeDir {
     pub fn start(&self) -> Node {
         start_config(&self.config, &self.region)
     }
+
+    /// Starts `rhip serve` with `RUST_LOG=rust_log` and its log captured.
+    pub fn start_logging(&self, rust_log: &str) -> (Node, CapturedLog) {
+        start_config_logging(&self.config, &self.region, rust_log)
+    }
+
+    /// Edits `node.toml` as a TOML table (for settings `rhip init` leaves at
+    /// their defaults).
+    pub fn edit_config(&self, edit: impl FnOnce(&mut toml::Table)) {
+        let mut doc: toml::Table = std::fs::read_to_string(&self.config).unwrap().parse().unwrap();
+        edit(&mut doc);
+        std::fs::write(&self.config, toml::to_string(&doc).unwrap()).unwrap();
+    }
 }
 
 /// Starts `rhip serve --config CONFIG` and waits for its ready line; `label`
 /// names the node in a failure.
 pub fn start_config(config: &Path, label: &str) -> Node {
+    spawn_node(config, label, None).0
+}
+
+/// What a node wrote to stderr (its log), collected as it runs.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// The log so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Starts `rhip serve --config CONFIG` with `RUST_LOG=rust_log`, its stderr
+/// captured, for tests of what the node logs.
+pub fn start_config_logging(config: &Path, label: &str, rust_log: &str) -> (Node, CapturedLog) {
+    let (node, log) = spawn_node(config, label, Some(rust_log));
+    (node, log.unwrap_or_default())
+}
+
+fn spawn_node(config: &Path, label: &str, rust_log: Option<&str>) -> (Node, Option<CapturedLog>) {
+    let level = rust_log.map(str::to_string).or_else(|| std::env::var("TEST_LOG").ok());
+    let stderr = match (rust_log, &level) {
+        (Some(_), _) => Stdio::piped(),
+        (None, Some(_)) => Stdio::inherit(),
+        (None, None) => Stdio::null(),
+    };
     let mut child = Command::new(rhip_bin())
         .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .env("RUST_LOG", level.unwrap_or_else(|| "error".into()))
         .stdout(Stdio::piped())
-        .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+        .stderr(stderr)
         .spawn()
         .unwrap();
+    let captured = child.stderr.take().map(|mut stderr| {
+        let log = CapturedLog::default();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(count @ 1..) = std::io::Read::read(&mut stderr, &mut buffer) {
+                sink.0.lock().unwrap().extend_from_slice(&buffer[..count]);
+            }
+        });
+        log
+    });
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -208,7 +260,7 @@ pub fn start_config(config: &Path, label: &str) -> Node {
     });
     let api = word_after(&line, "api ").unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
     let mllp = word_after(&line, "mllp ");
-    Node { child, api, mllp }
+    (Node { child, api, mllp }, captured)
 }
 
 fn word_after(line: &str, marker: &str) -> Option<String> {

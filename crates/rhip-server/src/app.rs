@@ -3,12 +3,14 @@
 //! Ctrl-C (in-flight requests finish; new connections are refused).
 
 use crate::error::ApiError;
+use crate::hardening::{self, Hardening, RedactedRootSpan};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, BodyLimits};
 use crate::{jobs, routes};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{middleware, web, App, HttpMessage, HttpServer};
@@ -124,7 +126,11 @@ impl Application {
             data_keys: Arc::new(load_data_keys(&settings)?),
             auth: settings.auth.clone(),
             revocations: Arc::default(),
+            body_limits: BodyLimits { document: settings.api.max_document_bytes, hl7: settings.max_hl7_bytes() },
         };
+        // One set of rate-limit buckets for all workers.
+        let hardening = web::Data::new(Hardening::new(&settings.api).map_err(StartError::Config)?);
+        let max_json_bytes = settings.api.max_body_bytes;
         let listener = TcpListener::bind(settings.api.listen)
             .map_err(|e| StartError::Config(format!("cannot listen on {}: {e}", settings.api.listen)))?;
         let api_address = listener.local_addr().context("listener address")?;
@@ -132,15 +138,18 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(hardening.clone())
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|error, _| ApiError::field("query", error.to_string()).into()),
                 )
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(1 << 20)
-                        .error_handler(|error, _| ApiError::field("body", error.to_string()).into()),
-                )
+                .app_data(web::JsonConfig::default().limit(max_json_bytes).error_handler(|error, _| match error {
+                    // Refused from its declared length before it is read, or cut off at the limit.
+                    JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+                        ApiError::TooLarge(format!("a JSON body may be at most {limit} bytes")).into()
+                    }
+                    other => ApiError::field("body", other.to_string()).into(),
+                }))
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|error, _| ApiError::field("path", error.to_string()).into()),
@@ -148,8 +157,13 @@ impl Application {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
                 }))
+                // Outermost last: the span and request id first, then the
+                // security headers on whatever comes back, then metrics, then
+                // the rate limits before any handler or token check.
+                .wrap(middleware::from_fn(hardening::rate_limit))
                 .wrap(middleware::from_fn(observe))
-                .wrap(TracingLogger::default())
+                .wrap(middleware::from_fn(hardening::security_headers))
+                .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .configure(routes::configure)
         })
         .shutdown_timeout(settings.api.shutdown_timeout_secs);
@@ -239,7 +253,9 @@ impl Application {
     }
 }
 
-/// The rustls server configuration when the API is to speak HTTPS.
+/// The rustls server configuration when the API is to speak HTTPS: TLS 1.3,
+/// and TLS 1.2 unless `api.tls_min_version = "1.3"`, with ECDHE key exchange
+/// and AEAD ciphers only (`hardening::api_tls`).
 fn tls_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>, StartError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -255,9 +271,9 @@ fn tls_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>, Start
         return Err(problem(cert_path, &"no certificate in the file"));
     }
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| problem(key_path, &e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let (provider, versions) = hardening::api_tls(settings.api.tls_min_version);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
         .map_err(|e| StartError::Runtime(e.into()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)

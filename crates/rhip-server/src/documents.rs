@@ -33,9 +33,10 @@ const OID_INPATIENT_NUMBER: &str = "2.16.156.10011.1.12";
 /// OID of document serial numbers, as the root of ids of documents RHIP writes.
 const OID_DOCUMENT_SERIAL: &str = "2.16.156.10011.1.1";
 
-/// Reading limits of `POST /api/v1/documents`; the HTTP body limit is the same size.
-pub fn limits() -> Limits {
-    Limits::default()
+/// Reading limits of `POST /api/v1/documents`: the reader's ceilings, with
+/// its size limit the HTTP body limit (`api.max_document_bytes`).
+pub fn limits(max_bytes: usize) -> Limits {
+    Limits { max_bytes, ..Limits::default() }
 }
 
 /// What became of a submitted document.
@@ -48,8 +49,8 @@ pub struct Stored {
 }
 
 /// Reads and validates a document; every problem names the element by its path.
-pub fn check(bytes: &[u8], today: chrono::NaiveDate) -> Result<ClinicalDocument, ApiError> {
-    let document = rhip_cda::read(bytes, &limits()).map_err(|rejected| problems(rejected.problems))?;
+pub fn check(bytes: &[u8], limits: &Limits, today: chrono::NaiveDate) -> Result<ClinicalDocument, ApiError> {
+    let document = rhip_cda::read(bytes, limits).map_err(|rejected| problems(rejected.problems))?;
     let mut found = rhip_cda::validate(&document, today);
     let Some(patient) = &document.patient else { return Err(problems(found)) };
     if patient.ids.iter().all(|id| !id.is_present()) && found.is_empty() {

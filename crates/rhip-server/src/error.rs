@@ -1,16 +1,16 @@
 //! The one error type of the HTTP API, answered as `application/problem+json`.
 //!
-//! | variant        | status | when                                        |
-//! |----------------|--------|---------------------------------------------|
-//! | `Unauthorized` | 401    | no, malformed, forged or expired token      |
-//! | `Forbidden`    | 403    | role lacks the permission, or out of scope  |
-//! | `NotFound`     | 404    | no such record                              |
-//! | `Conflict`     | 409    | the record already exists                   |
-//! | `TooLarge`     | 413    | the body is over the route's size limit     |
-//! | `Invalid`      | 422    | a field or parameter is wrong (named)       |
-//! | `TooManyRequests` | 429 | locked out or over a rate limit (`Retry-After`) |
-//! | `Unavailable`  | 503    | the database does not answer                |
-//! | `Internal`     | 500    | anything else; detail is logged, not sent   |
+//! | variant           | status | when                                        |
+//! |-------------------|--------|---------------------------------------------|
+//! | `Unauthorized`    | 401    | no, malformed, forged or expired token      |
+//! | `Forbidden`       | 403    | role lacks the permission, or out of scope  |
+//! | `NotFound`        | 404    | no such record                              |
+//! | `Conflict`        | 409    | the record already exists                   |
+//! | `TooLarge`        | 413    | the body is over the route's size limit     |
+//! | `Invalid`         | 422    | a field or parameter is wrong (named)       |
+//! | `TooManyRequests` | 429    | locked out or over a rate limit; `Retry-After` |
+//! | `Unavailable`     | 503    | the database does not answer                |
+//! | `Internal`        | 500    | anything else; detail is logged, not sent   |
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -75,6 +75,12 @@ impl ApiError {
         ApiError::Invalid { detail, errors }
     }
 
+    /// The problem type's last word (`forbidden`, `too-many-requests`, ...),
+    /// for logs that must not carry the detail.
+    pub fn problem_type(&self) -> &'static str {
+        self.kind().0
+    }
+
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
@@ -134,7 +140,7 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"rhip\""));
         }
         if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
-            response.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
         }
         response.json(self.problem())
     }

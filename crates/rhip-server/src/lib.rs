@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod documents;
 pub mod error;
 pub mod federation;
+pub mod hardening;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;

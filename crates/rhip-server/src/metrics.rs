@@ -31,6 +31,8 @@ pub struct Metrics {
     pub federation_links: IntGaugeVec,
     /// Changes parked here (dead letters not yet resolved).
     pub federation_dead_letters: prometheus::IntGauge,
+    /// Requests refused by a rate limit, by class (`login`, `submission`).
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,6 +63,10 @@ impl Metrics {
         )?;
         let federation_dead_letters =
             prometheus::IntGauge::new("federation_dead_letters", "Changes parked here, not yet re-applied")?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a per-client rate limit, by class"),
+            &["class"],
+        )?;
         let build = IntGaugeVec::new(Opts::new("build_info", "Software version"), &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(http_requests.clone()))?;
@@ -74,6 +80,7 @@ impl Metrics {
         registry.register(Box::new(documents.clone()))?;
         registry.register(Box::new(federation_links.clone()))?;
         registry.register(Box::new(federation_dead_letters.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -86,6 +93,7 @@ impl Metrics {
             documents,
             federation_links,
             federation_dead_letters,
+            rate_limited,
         })
     }
 

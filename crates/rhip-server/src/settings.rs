@@ -81,6 +81,157 @@ pub struct ApiSettings {
     /// PEM private key of `tls_cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Oldest TLS version the API accepts when it speaks HTTPS: `"1.2"`
+    /// (default; ECDHE with AEAD suites only) or `"1.3"`.
+    #[serde(default)]
+    pub tls_min_version: TlsVersion,
+    /// Largest JSON request body, in bytes (default 1 MiB); a larger one is
+    /// answered 413 before it is read.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest CDA document accepted by `POST /api/v1/documents`, in bytes
+    /// (default 16 MiB); HL7 v2 over HTTP takes `mllp.max_message_bytes`.
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
+    /// `Content-Security-Policy` sent with every answer that does not set
+    /// its own; the default forbids everything, as JSON needs nothing. An
+    /// empty string sends none.
+    #[serde(default = "default_content_security_policy")]
+    pub content_security_policy: String,
+    /// Per-client limits on login and submission requests.
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
+}
+
+impl ApiSettings {
+    /// Settings listening on `listen` with every default (plain HTTP).
+    pub fn on(listen: SocketAddr) -> ApiSettings {
+        ApiSettings {
+            listen,
+            workers: None,
+            shutdown_timeout_secs: default_shutdown_timeout(),
+            tls_cert: None,
+            tls_key: None,
+            tls_min_version: TlsVersion::default(),
+            max_body_bytes: default_max_body_bytes(),
+            max_document_bytes: default_max_document_bytes(),
+            content_security_policy: default_content_security_policy(),
+            rate_limits: RateLimitSettings::default(),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
+        }
+        if self.max_body_bytes == 0 || self.max_document_bytes == 0 {
+            return Err(ConfigError("api.max_body_bytes and api.max_document_bytes must be at least 1".into()));
+        }
+        if self.content_security_policy.chars().any(|c| c.is_control() || !c.is_ascii()) {
+            return Err(ConfigError("api.content_security_policy must be printable ASCII on one line".into()));
+        }
+        let limits = &self.rate_limits;
+        for (name, value) in [
+            ("login_per_minute", limits.login_per_minute),
+            ("login_burst", limits.login_burst),
+            ("submissions_per_second", limits.submissions_per_second),
+            ("submissions_burst", limits.submissions_burst),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("api.rate_limits.{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A TLS protocol version, as written in `api.tls_min_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum TlsVersion {
+    /// TLS 1.2, with ECDHE key exchange and AEAD ciphers only.
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl TryFrom<String> for TlsVersion {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<TlsVersion, String> {
+        match text.as_str() {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            other => Err(format!("api.tls_min_version: {other:?} is not \"1.2\" or \"1.3\"")),
+        }
+    }
+}
+
+impl From<TlsVersion> for String {
+    fn from(version: TlsVersion) -> String {
+        match version {
+            TlsVersion::Tls12 => "1.2".into(),
+            TlsVersion::Tls13 => "1.3".into(),
+        }
+    }
+}
+
+/// Token buckets per client address (`[api.rate_limits]`): each class of
+/// request refills at its rate and lets a burst through at once; a request
+/// over the limit is answered 429 with `Retry-After`. The buckets live in
+/// the process, so several processes behind a load balancer each count
+/// their own share.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `POST /auth/*` (login, register, refresh) per client and minute, so
+    /// passwords cannot be guessed at speed (default 20).
+    #[serde(default = "default_login_per_minute")]
+    pub login_per_minute: u32,
+    /// `POST /auth/*` requests a client may make at once (default 10).
+    #[serde(default = "default_login_burst")]
+    pub login_burst: u32,
+    /// `POST /api/v1/hl7v2` and `POST /api/v1/documents` per client and
+    /// second (default 200, above what one hospital's interface engine sends).
+    #[serde(default = "default_submissions_per_second")]
+    pub submissions_per_second: u32,
+    /// Submissions a client may make at once (default 400).
+    #[serde(default = "default_submissions_burst")]
+    pub submissions_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> RateLimitSettings {
+        RateLimitSettings {
+            login_per_minute: default_login_per_minute(),
+            login_burst: default_login_burst(),
+            submissions_per_second: default_submissions_per_second(),
+            submissions_burst: default_submissions_burst(),
+        }
+    }
+}
+
+fn default_max_body_bytes() -> usize {
+    1 << 20
+}
+fn default_max_document_bytes() -> usize {
+    16 << 20
+}
+fn default_content_security_policy() -> String {
+    "default-src 'none'; frame-ancestors 'none'".into()
+}
+fn default_login_per_minute() -> u32 {
+    20
+}
+fn default_login_burst() -> u32 {
+    10
+}
+fn default_submissions_per_second() -> u32 {
+    200
+}
+fn default_submissions_burst() -> u32 {
+    400
 }
 
 /// MLLP listener for HL7 v2.
@@ -109,6 +260,14 @@ impl MllpSettings {
             max_message_bytes: default_max_message_bytes(),
             max_connections: default_max_connections(),
         }
+    }
+}
+
+impl Settings {
+    /// Largest HL7 v2 message accepted over HTTP: the MLLP listener's limit,
+    /// so both channels take the same messages.
+    pub fn max_hl7_bytes(&self) -> usize {
+        self.mllp.as_ref().map_or_else(default_max_message_bytes, |mllp| mllp.max_message_bytes)
     }
 }
 
@@ -566,9 +725,7 @@ impl Settings {
         ] {
             check_cron(name, expression)?;
         }
-        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
-            return Err(ConfigError("api.tls_cert and api.tls_key go together: give both or neither".into()));
-        }
+        self.api.check()?;
         if let Some(federation) = &self.federation {
             federation.check(self.node.region)?;
         }
@@ -645,6 +802,33 @@ signing_key = "keys/signing.pem"
         assert!(error.contains("federation.tls_cert"), "{error}");
         let error = Settings::parse(&format!("{text}port = 3\n")).unwrap_err().0;
         assert!(error.contains("unknown field `port`"), "{error}");
+    }
+
+    #[test]
+    fn api_hardening_settings_have_defaults_and_are_checked() {
+        let settings = Settings::parse(GOOD).unwrap();
+        let api = &settings.api;
+        assert_eq!((api.max_body_bytes, api.max_document_bytes), (1 << 20, 16 << 20));
+        assert_eq!(api.tls_min_version, TlsVersion::Tls12);
+        assert_eq!(api.content_security_policy, "default-src 'none'; frame-ancestors 'none'");
+        let limits = &api.rate_limits;
+        assert_eq!((limits.login_per_minute, limits.login_burst), (20, 10));
+        assert_eq!((limits.submissions_per_second, limits.submissions_burst), (200, 400));
+        assert_eq!(settings.max_hl7_bytes(), 4 << 20);
+        let strict = GOOD.replace("[keys]", "tls_min_version = \"1.3\"\n[api.rate_limits]\nlogin_burst = 2\n[keys]");
+        let settings = Settings::parse(&strict).unwrap();
+        assert_eq!(settings.api.tls_min_version, TlsVersion::Tls13);
+        assert_eq!((settings.api.rate_limits.login_burst, settings.api.rate_limits.login_per_minute), (2, 20));
+        let error = Settings::parse(&GOOD.replace("[api]", "[api]\ntls_min_version = \"1.1\"")).unwrap_err().0;
+        assert!(error.contains("api.tls_min_version: \"1.1\" is not"), "{error}");
+        let zero = GOOD.replace("[keys]", "[api.rate_limits]\nlogin_per_minute = 0\n[keys]");
+        let error = Settings::parse(&zero).unwrap().check().unwrap_err().0;
+        assert!(error.contains("api.rate_limits.login_per_minute"), "{error}");
+        let error = Settings::parse(&GOOD.replace("[keys]", "[api.rate_limits]\nlogins = 3\n[keys]")).unwrap_err().0;
+        assert!(error.contains("unknown field `logins`"), "{error}");
+        // What `rhip init` writes out parses back to the same.
+        let written = Settings::parse(&settings.to_toml().unwrap()).unwrap();
+        assert_eq!(written.api.rate_limits.login_burst, 2);
     }
 
     #[test]

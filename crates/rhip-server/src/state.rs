@@ -34,4 +34,16 @@ pub struct AppState {
     pub auth: crate::settings::AuthSettings,
     /// Access tokens revoked before their expiry.
     pub revocations: Arc<crate::revocation::Revocations>,
+    /// Largest raw bodies the submission routes read.
+    pub body_limits: BodyLimits,
+}
+
+/// Largest raw request bodies, in bytes, from the settings (JSON bodies are
+/// limited by actix's `JsonConfig` with `api.max_body_bytes`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// A CDA document (`api.max_document_bytes`).
+    pub document: usize,
+    /// An HL7 v2 message over HTTP (`mllp.max_message_bytes`, as over MLLP).
+    pub hl7: usize,
 }

@@ -7,13 +7,13 @@ use crate::blocking::in_transaction;
 use crate::documents;
 use crate::error::ApiError;
 use crate::federation::context::FetchError;
+use crate::hardening::read_body;
 use crate::principal::Principal;
 use crate::routes::persons::{deny_now, read_person};
 use crate::state::AppState;
 use crate::views;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use rhip_auth::Permission;
 use rhip_core::RegionCode;
 use rhip_store::{Access, StoreError};
@@ -28,42 +28,27 @@ const XML: &str = "application/xml";
     responses((status = 201, body = rhip_api_types::DocumentView, description = "stored"),
               (status = 200, body = rhip_api_types::DocumentView, description = "the same document was stored before"),
               (status = 409, body = rhip_api_types::Problem, description = "another document has this id"),
-              (status = 413, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem),
+              (status = 413, body = rhip_api_types::Problem, description = "larger than api.max_document_bytes"),
+              (status = 422, body = rhip_api_types::Problem),
+              (status = 429, body = rhip_api_types::Problem, description = "over the client's submission rate"),
               (status = 401, body = rhip_api_types::Problem), (status = 403, body = rhip_api_types::Problem)),
     security(("bearer" = [])))]
 pub async fn submit(
     state: web::Data<AppState>,
     principal: Principal,
     request: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Permission::SubmitRecords)?;
     let Some(facility) = principal.claims.facility.clone() else {
         return Err(ApiError::Forbidden("the token names no facility".into()));
     };
-    // A body over the limit is refused before it is read, when its length is declared.
-    let limit = documents::limits().max_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large(limit));
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let bytes = body.freeze();
+    let limit = state.body_limits.document;
+    let bytes = read_body(&request, payload, limit, "a CDA document").await?;
     let today = chrono::Utc::now().date_naive();
     let checked = {
         let bytes = bytes.clone();
-        web::block(move || documents::check(&bytes, today)).await?
+        web::block(move || documents::check(&bytes, &documents::limits(limit), today)).await?
     };
     let document = match checked {
         Ok(document) => document,
@@ -173,10 +158,6 @@ fn submission(
         raw,
         ..rhip_store::NewSubmission::default()
     }
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::TooLarge(format!("a document may be at most {limit} bytes"))
 }
 
 /// One document: the original bytes with `Accept: application/xml`, else its index entry.

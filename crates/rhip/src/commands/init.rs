@@ -114,7 +114,7 @@ pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_
             url: spec.db.map_or_else(|| "sqlite://data/rhip.db".to_string(), str::to_string),
             pool_size: 8,
         },
-        api: ApiSettings { listen: spec.api, workers: None, shutdown_timeout_secs: 30, tls_cert: None, tls_key: None },
+        api: ApiSettings::on(spec.api),
         mllp: Some(MllpSettings::on(spec.mllp)),
         keys: KeySettings {
             signing_key: PathBuf::from("keys/signing.pem"),
