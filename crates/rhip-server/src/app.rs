@@ -217,7 +217,12 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
     /// messages.
-    pub async fn run(self) -> anyhow::Result<()> {
+    ///
+    /// `on_ready` runs once everything is started (jobs, listeners), right
+    /// before the server is awaited and its SIGTERM handler installed: a
+    /// caller that announces readiness there is never stopped by a signal
+    /// the node cannot handle yet.
+    pub async fn run(self, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         let pusher = self.federation.as_ref().map(|f| f.pusher.clone());
         let scheduler = jobs::start(&self.settings, self.state.clone(), pusher).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -231,6 +236,7 @@ impl Application {
             let server = tokio::spawn(federation.server);
             (handle, server, audit)
         });
+        on_ready();
         let result = self.server.await.context("HTTP server");
         let _ = stop.send(true);
         if let Some((handle, server, audit)) = federation {

@@ -12,9 +12,12 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
         let app = Application::build(settings)?;
         // One line on stdout when ready, for operators and scripts.
         let mllp = app.mllp_address().map(|a| format!(" mllp {a}")).unwrap_or_default();
-        println!("rhip node {region} ({}) ready: api {}{mllp}", region.tier(), app.api_url());
-        tracing::info!(region = %region, api = %app.api_address(), "node ready");
-        app.run().await?;
+        let (api_url, api_address) = (app.api_url(), app.api_address());
+        app.run(move || {
+            println!("rhip node {region} ({}) ready: api {api_url}{mllp}", region.tier());
+            tracing::info!(region = %region, api = %api_address, "node ready");
+        })
+        .await?;
         Ok(())
     })
 }
