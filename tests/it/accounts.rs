@@ -1,6 +1,6 @@
 //! Residents' accounts through the real interfaces: `rhip resident
-//! enrol-code`, `POST /auth/register|login|refresh|logout`, the lockout, and
-//! the resident's own access log showing the attempts.
+//! enrol-code`, `POST /auth/register|login|refresh|logout|password`, the
+//! lockout, and the resident's own access log showing the attempts.
 
 use rhip_tests::{both_backends, person, Backend, NodeDir};
 use serde_json::{json, Value};
@@ -202,7 +202,91 @@ fn repeated_failures_lock_known_and_unknown_citizen_ids_alike(backend: Backend) 
     assert_eq!(long.status, 422, "{}", long.text);
 }
 
+/// Enrols the first resident of `county` and logs in: (access, refresh).
+fn enrolled(node: &NodeDir, server: &rhip_tests::Node, persons: &[Value], ids: &[String]) -> (String, String) {
+    let code = enrol_code(node, &ids[0]);
+    let id_number = persons[0]["id_number"].as_str().unwrap();
+    let body = json!({"id_number": id_number, "enrolment_code": code, "password": PASSWORD});
+    assert_eq!(server.post("/auth/register", None, &body).status, 201);
+    let login = server.post("/auth/login", None, &json!({"id_number": id_number, "password": PASSWORD}));
+    assert_eq!(login.status, 200, "{}", login.text);
+    let pair = login.json();
+    (pair["access_token"].as_str().unwrap().to_string(), pair["refresh_token"].as_str().unwrap().to_string())
+}
+
+fn residents_change_their_password_and_every_other_session_ends(backend: Backend) {
+    let Some((node, persons, ids)) = county(backend) else { return };
+    let server = node.start();
+    let id_number = persons[0]["id_number"].as_str().unwrap().to_string();
+    let (access, refresh) = enrolled(&node, &server, &persons, &ids);
+    let (other_access, other_refresh) = {
+        let login = server.post("/auth/login", None, &json!({"id_number": id_number, "password": PASSWORD})).json();
+        (login["access_token"].as_str().unwrap().to_string(), login["refresh_token"].as_str().unwrap().to_string())
+    };
+    const NEW: &str = "Harbour-Willow-93-Compass";
+
+    // Refusals name the field and change nothing.
+    let wrong = server.post(
+        "/auth/password",
+        Some(&access),
+        &json!({"current_password": "Not-It-At-All-12", "new_password": NEW}),
+    );
+    assert_eq!(wrong.status, 422, "{}", wrong.text);
+    assert_eq!(wrong.json()["errors"][0]["field"], "current_password");
+    let weak =
+        server.post("/auth/password", Some(&access), &json!({"current_password": PASSWORD, "new_password": "abc"}));
+    assert_eq!(weak.status, 422, "{}", weak.text);
+    assert_eq!(weak.json()["errors"][0]["field"], "new_password");
+    let personal = server.post(
+        "/auth/password",
+        Some(&access),
+        &json!({"current_password": PASSWORD, "new_password": format!("{id_number}-x")}),
+    );
+    assert_eq!(personal.status, 422, "{}", personal.text);
+    let unknown_field =
+        server.post("/auth/password", Some(&access), &json!({"current_password": PASSWORD, "password": NEW}));
+    assert_eq!(unknown_field.status, 422, "{}", unknown_field.text);
+    let commission = node.token("commission", &[]);
+    let not_resident =
+        server.post("/auth/password", Some(&commission), &json!({"current_password": PASSWORD, "new_password": NEW}));
+    assert_eq!(not_resident.status, 403, "{}", not_resident.text);
+    assert_eq!(server.get("/api/v1/me", Some(&other_access)).status, 200, "still logged in elsewhere");
+
+    // The change: a new pair here, every other session over.
+    let changed =
+        server.post("/auth/password", Some(&access), &json!({"current_password": PASSWORD, "new_password": NEW}));
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let fresh = changed.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(server.get("/api/v1/me", Some(&fresh)).status, 200);
+    assert_eq!(server.get("/api/v1/me", Some(&access)).status, 401, "the token used to change it is revoked");
+    for old in [&refresh, &other_refresh] {
+        assert_eq!(server.post("/auth/refresh", None, &json!({"refresh_token": old})).status, 401);
+    }
+    let old_password = server.post("/auth/login", None, &json!({"id_number": id_number, "password": PASSWORD}));
+    assert_eq!(old_password.status, 401);
+    let new_password = server.post("/auth/login", None, &json!({"id_number": id_number, "password": NEW}));
+    assert_eq!(new_password.status, 200, "{}", new_password.text);
+
+    // The resident sees both attempts in their access log.
+    let log = server.get("/api/v1/me/access-log", Some(&fresh)).json();
+    let changes: Vec<&Value> =
+        log["items"].as_array().unwrap().iter().filter(|e| e["action"] == "change_password").collect();
+    assert_eq!(changes.len(), 2, "{log}");
+    assert!(changes.iter().any(|e| e["outcome"] == "success") && changes.iter().any(|e| e["outcome"] == "denied"));
+}
+
+/// A node without its data keys does not start: it could neither find
+/// residents' logins nor protect what it stores.
+#[test]
+fn serve_refuses_to_start_without_its_data_keys() {
+    let Some(node) = NodeDir::init("330106", Backend::Sqlite) else { return };
+    std::fs::remove_file(node.dir.path().join("keys/data-keys.json")).unwrap();
+    let output = rhip_tests::rhip(&["serve", "--config", node.config_arg()]);
+    rhip_tests::assert_fails(&output, 2, "data keys");
+}
+
 both_backends! {
+    residents_change_their_password_and_every_other_session_ends => super::residents_change_their_password_and_every_other_session_ends;
     residents_enrol_log_in_refresh_and_log_out => super::residents_enrol_log_in_refresh_and_log_out;
     repeated_failures_lock_known_and_unknown_citizen_ids_alike => super::repeated_failures_lock_known_and_unknown_citizen_ids_alike;
 }

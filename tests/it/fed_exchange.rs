@@ -121,8 +121,19 @@ fn county_to_municipal(backend: Backend) {
     assert_eq!(child["direction"], "child");
     assert_eq!(child["last_received_seq"], parent["last_acked_seq"], "{upstream}");
     assert_eq!(upstream["dead_letters"], 0);
-    // Nothing travels back down: the child link has nothing to send.
-    assert_eq!(child["last_sent_seq"], 0, "{upstream}");
+    // Down go only Hangzhou's token key and the audit entries of its reads
+    // of the Xihu resident, which Xihu keeps; none of Xihu's own changes
+    // comes back (Xihu would count them as already applied, not park them).
+    assert!(child["last_sent_seq"].as_i64().unwrap() >= 1, "{upstream}");
+    let auditor = fed.token("330106", "auditor");
+    let travelled = eventually("Hangzhou's reads in Xihu's audit log", WAIT, || {
+        let log = get_json(&xihu, &format!("/api/v1/audit?person={empi}&actor=commission@330100"), &auditor);
+        let items = log["items"].as_array().cloned().unwrap_or_default();
+        let from_hangzhou: Vec<Value> = items.into_iter().filter(|e| e["recorded_at"] == "330100").collect();
+        (!from_hangzhou.is_empty()).then_some(from_hangzhou)
+    });
+    assert!(travelled.iter().all(|e| e["actor_region"] == "330100"), "{travelled:?}");
+    assert_eq!(get_json(&xihu, "/api/v1/federation/status", &at_xihu)["dead_letters"], 0);
 
     // Metrics carry the link.
     let metrics = xihu.get("/metrics", None).text;

@@ -11,6 +11,7 @@ mod cli;
 mod documents;
 mod fed_exchange;
 mod fed_retry;
+mod fed_security;
 mod fed_store;
 mod federation;
 mod hardening;

@@ -280,6 +280,10 @@ pub struct AuditEntryView {
     pub request_id: Option<String>,
     /// Free text.
     pub detail: Option<String>,
+    /// The node where it happened, when that was another node than this one
+    /// (entries about a person travel to the person's home node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
 }
 
 /// RFC 9457 problem details, the body of every error answer.
@@ -573,6 +577,16 @@ pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
     #[serde(default)]
     pub refresh_token: Option<String>,
+}
+
+/// `POST /auth/password` body: a resident changes their password.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new one (same strength rule as at enrolment).
+    pub new_password: String,
 }
 
 /// Tokens answered by login and refresh.

@@ -16,6 +16,8 @@ pub enum Permission {
     ReadDocuments,
     /// Read one's own record (`/api/v1/me...`).
     ReadOwnRecord,
+    /// Change one's own password (`/auth/password`).
+    ManageOwnAccount,
     /// List facilities.
     ReadFacilities,
     /// Register facilities.
@@ -42,7 +44,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         ReadPersons | ReadEhr | ReadDocuments => {
             matches!(role, Commission | Clinician | HospitalSystem | Resident)
         }
-        ReadOwnRecord => matches!(role, Resident),
+        ReadOwnRecord | ManageOwnAccount => matches!(role, Resident),
         ReadFacilities => matches!(role, Commission | Auditor | NodeAdmin | HospitalSystem | Clinician),
         WriteFacilities => matches!(role, NodeAdmin),
         ReadAudit => matches!(role, Auditor),

@@ -34,5 +34,5 @@ pub use manifest::{
 };
 pub use ordering::{wins, Contender};
 pub use retention::{DataClass, Keep, RetentionOverride, RetentionPolicy};
-pub use routing::{route, Links, Route, RouteInfo};
+pub use routing::{is_destination, route, Links, Route, RouteInfo};
 pub use wire::{Payload, WireChange, WireError, CONTENT_KEY, DEFAULT_MAX_CHANGES};

@@ -30,8 +30,14 @@ pub enum DataClass {
     Emr,
     /// The facility registry; every node above a facility knows it.
     Registry,
-    /// Value domains and code tables, published downward by the national node.
+    /// Value domains and code tables, published downward by the national node, and
+    /// the trust every descendant needs: nodes' token-signing keys and revoked tokens.
     Reference,
+    /// Audit entries about a person, recorded away from the person's home: they
+    /// travel to the home node (so the resident's access log is complete) and are
+    /// kept there only ([`crate::routing::is_destination`]); nodes on the way forward
+    /// them without keeping them.
+    Audit,
 }
 
 impl DataClass {
@@ -46,7 +52,8 @@ impl DataClass {
             "ehr_entry" => DataClass::Ehr,
             "encounter" | "document" | "medication" | "diagnosis" | "observation" => DataClass::Emr,
             "facility" => DataClass::Registry,
-            "value_domain" => DataClass::Reference,
+            "value_domain" | "issuer_key" | "token_revocation" => DataClass::Reference,
+            "audit_entry" => DataClass::Audit,
             _ => return None,
         })
     }
@@ -135,6 +142,9 @@ impl RetentionPolicy {
             DataClass::Ehr => self.ehr,
             DataClass::Emr => self.emr,
             DataClass::Registry | DataClass::Reference => Keep::Full,
+            // Kept by the person's home node whatever its policy, and by no other:
+            // the receiver decides with `routing::is_destination`.
+            DataClass::Audit => Keep::None,
         }
     }
 
@@ -180,6 +190,9 @@ mod tests {
             ("medication", DataClass::Emr),
             ("facility", DataClass::Registry),
             ("value_domain", DataClass::Reference),
+            ("audit_entry", DataClass::Audit),
+            ("issuer_key", DataClass::Reference),
+            ("token_revocation", DataClass::Reference),
         ] {
             assert_eq!(DataClass::of(entity), Some(class), "{entity}");
         }

@@ -4,11 +4,13 @@
 //! - **Never back**: not to the peer it was received from.
 //! - **Down**, toward the person's home county: to the one child whose subtree holds the
 //!   home region, with document bytes, since the home county keeps the full record.
-//!   Reference data (value domains) goes to every child; facilities never go down.
+//!   Reference data (value domains, nodes' token keys, revoked tokens) goes to every
+//!   child; facilities never go down.
 //! - **Up**, unless the parent sent it: when the home region lies outside this node's
 //!   subtree (the change must travel via the parent toward the home county, with bytes);
 //!   when the parent's policy wants the class (bytes only if the parent keeps EMR in
-//!   full); always for facilities (every node above a facility registers it); never for
+//!   full); always for facilities (every node above a facility registers it); for
+//!   reference data only toward a region above (a revoked token's issuer), never for
 //!   value domains (they are published from the top).
 //!
 //! Because links form a tree and no change goes back the way it came, every change
@@ -74,6 +76,15 @@ fn region(text: &str) -> Option<RegionCode> {
     RegionCode::parse(text).or_else(|_| RegionCode::parse_historical(text)).ok()
 }
 
+/// Whether `links.me` is where a change about a person whose home is `home_region`
+/// ends its way down: the node whose subtree holds the home region while none of its
+/// children's does (the home county's node, or the nearest node above the county
+/// when the county runs none). Audit entries are kept there only.
+pub fn is_destination(links: &Links, home_region: &str) -> bool {
+    let Some(home) = region(home_region) else { return false };
+    links.me.contains(&home) && !links.children.iter().any(|child| *child != links.me && child.contains(&home))
+}
+
 /// The peers `links.me` sends `change` to, children first (in the order of
 /// `links.children`), then the parent. `parent_policy` is the parent's retention policy
 /// as it announced it; `None` assumes the default for the parent's tier.
@@ -118,6 +129,9 @@ pub fn route(links: &Links, change: &RouteInfo<'_>, parent_policy: Option<&Reten
             }
         };
         let up = match class {
+            // Reference data addressed to a node above (a token revocation goes
+            // to the token's issuer) climbs to it; the rest is published from the top.
+            Some(DataClass::Reference) if home.is_some_and(|home| !links.me.contains(&home)) => Some(true),
             Some(DataClass::Reference) => None,
             Some(DataClass::Registry) => Some(true),
             _ if home.is_some_and(|home| !links.me.contains(&home)) => Some(true),
@@ -187,6 +201,42 @@ mod tests {
         let mut hops: Vec<Hop> = list.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), *c)).collect();
         hops.sort();
         hops
+    }
+
+    #[test]
+    fn keys_go_down_to_every_descendant_and_revocations_also_up_to_the_issuer() {
+        let nodes = demo();
+        let key = walk(&nodes, "issuer_key", None, "330000");
+        assert_eq!(key, hops(&[("330000", "330100", true), ("330100", "330106", true), ("330100", "330108", true)]));
+        // A national token logged out at Xihu: revoked up to national and down everywhere.
+        let revoked = walk(&nodes, "token_revocation", Some("000000"), "330106");
+        let reached: BTreeSet<&str> = revoked.iter().map(|(_, to, _)| to.as_str()).collect();
+        assert_eq!(reached, BTreeSet::from(["000000", "330000", "330100", "330108", "440000", "440100", "440106"]));
+    }
+
+    #[test]
+    fn audit_entries_travel_to_the_home_county_and_end_there() {
+        // A Tianhe clinician read a Xihu resident's record.
+        let nodes = demo();
+        let walked = walk(&nodes, "audit_entry", Some("330106"), "440106");
+        let path = [
+            ("440106", "440100", true),
+            ("440100", "440000", true),
+            ("440000", "000000", true),
+            ("000000", "330000", true),
+            ("330000", "330100", true),
+            ("330100", "330106", true),
+        ];
+        assert_eq!(walked, hops(&path));
+        let destinations: Vec<&str> =
+            nodes.iter().filter(|(_, links)| is_destination(links, "330106")).map(|(region, _)| *region).collect();
+        assert_eq!(destinations, ["330106"]);
+        // A county without a node of its own: its city is the destination.
+        let mut nodes = demo();
+        nodes.get_mut("330100").unwrap().children.retain(|child| child.as_str() != "330108");
+        assert!(is_destination(&nodes["330100"], "330108"));
+        assert!(!is_destination(&nodes["330100"], "330106"));
+        assert!(!is_destination(&nodes["330106"], "not a region"));
     }
 
     #[test]

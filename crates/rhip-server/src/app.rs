@@ -7,6 +7,7 @@ use crate::hardening::{self, Hardening, RedactedRootSpan};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::state::{AppState, BodyLimits};
+use crate::trust::TokenTrust;
 use crate::{jobs, routes};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -15,7 +16,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{middleware, web, App, HttpMessage, HttpServer};
 use anyhow::Context;
-use rhip_auth::{NodeKey, Verifier};
+use rhip_auth::NodeKey;
 use rhip_store::{Store, StoreError, StoreOptions};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -104,19 +105,28 @@ impl Application {
         let key = load_key(&settings)?;
         let federation =
             crate::federation::build(&settings, store.clone(), load_key(&settings)?).map_err(StartError::Config)?;
-        let mut verifier = Verifier::new();
-        verifier.trust(key.public_key(), settings.node.region.as_str());
         // Tokens signed before a key rotation stay valid until they expire.
-        for previous in previous_keys(&settings)? {
-            verifier.trust(previous.public_key(), settings.node.region.as_str());
-        }
+        let previous = previous_keys(&settings)?;
+        let own: Vec<&NodeKey> = std::iter::once(&key).chain(&previous).collect();
+        // The node's keys go down to its descendants, which then accept its
+        // tokens; theirs are accepted here once received from above.
+        let known = store
+            .write(|tx| {
+                for key in &own {
+                    tx.publish_own_key(key.key_id(), &key.public_key_pem())?;
+                }
+                tx.issuer_keys()
+            })
+            .context("publish the node's token keys")?;
+        let trust =
+            TokenTrust::new(settings.node.region, own.iter().map(|key| key.public_key().to_vec()).collect(), &known);
         let metrics = Metrics::new(settings.node.region.as_str()).context("metrics registry")?;
         let writers = usize::try_from(settings.database.pool_size / 2).unwrap_or(1).max(1);
         let ingest = crate::ingest::Writer::start(store.clone(), writers).context("start the ingest writers")?;
         let state = AppState {
             ingest,
             store,
-            verifier: Arc::new(verifier),
+            trust: Arc::new(trust),
             region: settings.node.region,
             name: settings.node_name(),
             parent: settings.node.parent.clone(),

@@ -1144,6 +1144,7 @@ mod tests {
             request_id: None,
             source_ip: None,
             detail: None,
+            origin_region: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod revocation;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod trust;
 pub mod views;
 
 pub use app::{load_key, open_store, Application, StartError};

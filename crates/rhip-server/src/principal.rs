@@ -134,7 +134,7 @@ impl FromRequest for Principal {
                 .map(str::trim);
             let verified = match token {
                 None => Err("missing bearer token (Authorization: Bearer <JWT>)".to_string()),
-                Some(token) => state.verifier.verify(token).map_err(|e| e.to_string()),
+                Some(token) => state.trust.verify(&state.store, token).await?.map_err(|e| e.to_string()),
             };
             let verified = match verified {
                 Ok(claims) if state.revocations.is_revoked(&state.store, &claims.jti).await? => {

@@ -2,7 +2,6 @@
 //! identity and the metrics registry.
 
 use crate::metrics::Metrics;
-use rhip_auth::Verifier;
 use rhip_core::RegionCode;
 use rhip_store::Store;
 use std::sync::Arc;
@@ -12,8 +11,8 @@ use std::sync::Arc;
 pub struct AppState {
     /// The node's database.
     pub store: Store,
-    /// Trusted token keys.
-    pub verifier: Arc<Verifier>,
+    /// Trusted token keys: this node's and its ancestors'.
+    pub trust: Arc<crate::trust::TokenTrust>,
     /// This node's region.
     pub region: RegionCode,
     /// This node's display name.

@@ -168,6 +168,7 @@ pub fn audit_entry(record: AuditRecord) -> AuditEntryView {
         http_status: record.http_status,
         request_id: record.request_id,
         detail: record.detail,
+        recorded_at: record.origin_region,
     }
 }
 

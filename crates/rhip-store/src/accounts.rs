@@ -301,25 +301,16 @@ impl Tx<'_> {
         .execute(self.conn)?)
     }
 
-    /// Revokes an access token until it would have expired anyway.
-    pub fn revoke_access_token(
-        &mut self,
-        jti: &str,
-        expires_at: NaiveDateTime,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let known: i64 = revoked_tokens::table.find(jti).count().get_result(self.conn)?;
-        if known == 0 {
-            diesel::insert_into(revoked_tokens::table)
-                .values((
-                    revoked_tokens::jti.eq(jti),
-                    revoked_tokens::expires_at.eq(expires_at),
-                    revoked_tokens::revoked_at.eq(crate::now()),
-                    revoked_tokens::reason.eq(reason),
-                ))
-                .execute(self.conn)?;
-        }
-        Ok(())
+    /// Revokes every live refresh token of an account (a password change
+    /// ends every session); returns how many.
+    pub fn revoke_user_refresh_tokens(&mut self, user_id: &str, reason: &str) -> Result<usize, StoreError> {
+        Ok(diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set((refresh_tokens::revoked_at.eq(crate::now()), refresh_tokens::revoked_reason.eq(reason)))
+        .execute(self.conn)?)
     }
 
     /// Ids of revoked access tokens that have not expired yet.

@@ -82,6 +82,10 @@ pub struct AuditRecord {
     pub source_ip: Option<String>,
     /// Free text.
     pub detail: Option<String>,
+    /// The node that recorded it, when it was received from there (it was
+    /// about a person whose home is this node); `None`: recorded here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_region: Option<String>,
 }
 
 /// Filters for reading the audit log; all given filters must match.
@@ -106,12 +110,74 @@ pub struct AuditQuery {
 }
 
 impl Tx<'_> {
-    /// Appends one entry.
+    /// Appends one entry. An entry about a person whose home is another node
+    /// also becomes an `audit_entry` change (the entry itself, its `seq`
+    /// left 0: a position is local), which travels to that node, so the
+    /// resident's access log there shows it.
     pub fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        let record = AuditRecord {
+            seq: 0,
+            id: rhip_core::new_id().to_string(),
+            occurred_at: crate::now(),
+            actor: entry.actor.clone(),
+            role: entry.role.clone(),
+            actor_region: entry.actor_region.clone(),
+            facility_code: entry.facility_code.clone(),
+            action: entry.action.clone(),
+            resource_type: entry.resource_type.clone(),
+            resource_id: entry.resource_id.clone(),
+            person_id: entry.person_id.clone(),
+            purpose: entry.purpose.clone(),
+            outcome: entry.outcome.clone(),
+            http_status: entry.http_status,
+            request_id: entry.request_id.clone(),
+            source_ip: entry.source_ip.clone(),
+            detail: entry.detail.clone(),
+            origin_region: None,
+        };
+        self.insert_audit(&record)?;
+        let Some(person_id) = &record.person_id else { return Ok(()) };
+        let home = match self.home_region_of(person_id) {
+            Ok(home) => home,
+            // An id that names nobody here (a guess, a typo) has no home to tell.
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if home == self.node_region().as_str() {
+            return Ok(());
+        }
+        let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hlc = self.tick().encode();
+        self.record_change("audit_entry", &record.id, "create", Some((person_id, &home)), &hlc, &payload)
+    }
+
+    /// Stores an entry received from `origin_region` about a person of this
+    /// node (`person_id`: the local id it resolved to); chained and sealed
+    /// here like the node's own entries. A replay changes nothing.
+    pub fn store_received_audit(
+        &mut self,
+        entry: &AuditRecord,
+        person_id: &str,
+        origin_region: &str,
+    ) -> Result<(), StoreError> {
+        let here: i64 = audit_log::table.filter(audit_log::id.eq(&entry.id)).count().get_result(self.conn)?;
+        if here > 0 {
+            return Ok(());
+        }
+        let received = AuditRecord {
+            person_id: Some(person_id.to_string()),
+            origin_region: Some(origin_region.to_string()),
+            ..entry.clone()
+        };
+        self.insert_audit(&received)
+    }
+
+    /// Inserts every column but `seq`, which the database assigns.
+    fn insert_audit(&mut self, entry: &AuditRecord) -> Result<(), StoreError> {
         diesel::insert_into(audit_log::table)
             .values((
-                audit_log::id.eq(rhip_core::new_id().to_string()),
-                audit_log::occurred_at.eq(crate::now()),
+                audit_log::id.eq(&entry.id),
+                audit_log::occurred_at.eq(entry.occurred_at),
                 audit_log::actor.eq(&entry.actor),
                 audit_log::role.eq(&entry.role),
                 audit_log::actor_region.eq(&entry.actor_region),
@@ -126,6 +192,7 @@ impl Tx<'_> {
                 audit_log::request_id.eq(&entry.request_id),
                 audit_log::source_ip.eq(&entry.source_ip),
                 audit_log::detail.eq(&entry.detail),
+                audit_log::origin_region.eq(&entry.origin_region),
             ))
             .execute(self.conn)?;
         Ok(())

@@ -49,9 +49,11 @@ const CHAIN_BATCH: i64 = 1_000;
 /// array of an encoding tag and every column in a fixed order, `null` for an
 /// absent value, the time as `YYYY-MM-DDTHH:MM:SS.fffffffff` (UTC). JSON
 /// strings are unambiguous (quoted and escaped), so no two different rows
-/// encode alike.
+/// encode alike. An entry received from another node ends with the region
+/// that recorded it; entries recorded here have no such element, so chains
+/// written before entries travelled keep their hashes.
 pub fn audit_entry_encoding(entry: &AuditRecord) -> String {
-    serde_json::json!([
+    let mut encoding = serde_json::json!([
         ENTRY_ENCODING,
         entry.seq,
         entry.id,
@@ -70,8 +72,11 @@ pub fn audit_entry_encoding(entry: &AuditRecord) -> String {
         entry.request_id,
         entry.source_ip,
         entry.detail,
-    ])
-    .to_string()
+    ]);
+    if let (Some(origin), Some(array)) = (&entry.origin_region, encoding.as_array_mut()) {
+        array.push(serde_json::Value::String(origin.clone()));
+    }
+    encoding.to_string()
 }
 
 /// SHA-256 (lower-case hex) of an entry's canonical encoding: what
@@ -565,6 +570,7 @@ mod tests {
             request_id: Some("r1".into()),
             source_ip: Some("127.0.0.1".into()),
             detail: Some("西湖 \"quoted\"".into()),
+            origin_region: None,
         }
     }
 
@@ -574,6 +580,14 @@ mod tests {
             audit_entry_encoding(&entry()),
             r#"["rhip-audit-entry/1",7,"0190b6c4-0000-7000-8000-000000000001","2026-11-22T08:30:05.120000000","commission:330106","commission","330106",null,"read","person","p1","p1",null,"success",200,"r1","127.0.0.1","西湖 \"quoted\""]"#
         );
+    }
+
+    #[test]
+    fn a_received_entry_ends_with_the_region_that_recorded_it() {
+        let received = AuditRecord { origin_region: Some("440106".into()), ..entry() };
+        let encoding = audit_entry_encoding(&received);
+        assert!(encoding.ends_with(r#""西湖 \"quoted\"","440106"]"#), "{encoding}");
+        assert_eq!(audit_entry_encoding(&entry()).matches("440106").count(), 0);
     }
 
     #[test]
@@ -598,6 +612,7 @@ mod tests {
             |e| e.request_id = None,
             |e| e.source_ip = None,
             |e| e.detail = None,
+            |e| e.origin_region = Some("440106".into()),
             // The same characters split differently between two columns.
             |e| {
                 e.resource_type = "personp".into();

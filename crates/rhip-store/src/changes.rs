@@ -49,6 +49,23 @@ impl Tx<'_> {
         hlc: &str,
         payload: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        self.record_routed_change(entity, entity_id, op, person.map(|p| p.0), person.map(|p| p.1), hlc, payload)
+    }
+
+    /// Like [`Tx::record_change`], for a change that is routed toward a
+    /// region without being about a person (a token revocation goes toward
+    /// the node that issued the token).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_routed_change(
+        &mut self,
+        entity: &str,
+        entity_id: &str,
+        op: &str,
+        person_id: Option<&str>,
+        home_region: Option<&str>,
+        hlc: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         diesel::insert_into(change_log::table)
             .values((
                 change_log::id.eq(rhip_core::new_id().to_string()),
@@ -57,8 +74,8 @@ impl Tx<'_> {
                 change_log::entity.eq(entity),
                 change_log::entity_id.eq(entity_id),
                 change_log::op.eq(op),
-                change_log::person_id.eq(person.map(|p| p.0)),
-                change_log::home_region.eq(person.map(|p| p.1)),
+                change_log::person_id.eq(person_id),
+                change_log::home_region.eq(home_region),
                 change_log::payload.eq(payload.to_string()),
                 change_log::created_at.eq(crate::now()),
             ))

@@ -823,7 +823,7 @@ impl Tx<'_> {
             return Ok(ApplyOutcome::AlreadyApplied);
         }
         self.observe_remote_hlc(&change.hlc);
-        let parked = self.apply_in_savepoint(change, keep)?;
+        let parked = self.apply_in_savepoint(change, from_peer, keep)?;
         self.log_remote_change(change, from_peer, keep, parked)
     }
 
@@ -858,7 +858,7 @@ impl Tx<'_> {
                     continue;
                 }
                 tx.observe_remote_hlc(&change.hlc);
-                match tx.apply_change(change, keep(change)) {
+                match tx.apply_change(change, from_peer, keep(change)) {
                     Ok(()) => {}
                     Err(Refusal::Park(_)) => return Err(Together::Refused),
                     Err(Refusal::Store(error)) if business_reason(&error).is_some() => return Err(Together::Refused),
@@ -877,7 +877,7 @@ impl Tx<'_> {
                 .map(|(change, fresh)| match fresh {
                     true => {
                         self.observe_remote_hlc(&change.hlc);
-                        let parked = self.apply_in_savepoint(change, keep(change))?;
+                        let parked = self.apply_in_savepoint(change, from_peer, keep(change))?;
                         self.log_remote_change(change, from_peer, keep(change), parked)
                     }
                     false => Ok(ApplyOutcome::AlreadyApplied),
@@ -948,15 +948,20 @@ impl Tx<'_> {
 
     /// Applies a change in a savepoint: `Ok(None)` applied, `Ok(Some(reason))`
     /// refused by a business rule (rolled back), `Err` the database failed.
-    fn apply_in_savepoint(&mut self, change: &RemoteChange, keep: RemoteKeep) -> Result<Option<String>, StoreError> {
-        match self.savepoint(|tx| tx.apply_change(change, keep)) {
+    fn apply_in_savepoint(
+        &mut self,
+        change: &RemoteChange,
+        from_peer: &str,
+        keep: RemoteKeep,
+    ) -> Result<Option<String>, StoreError> {
+        match self.savepoint(|tx| tx.apply_change(change, from_peer, keep)) {
             Ok(()) => Ok(None),
             Err(Refusal::Park(reason)) => Ok(Some(reason)),
             Err(Refusal::Store(error)) => business_reason(&error).map_or(Err(error), |reason| Ok(Some(reason))),
         }
     }
 
-    fn apply_change(&mut self, change: &RemoteChange, keep: RemoteKeep) -> Result<(), Refusal> {
+    fn apply_change(&mut self, change: &RemoteChange, from_peer: &str, keep: RemoteKeep) -> Result<(), Refusal> {
         if decode_hlc(&change.hlc).is_none() {
             return park(format!("change {} has a malformed HLC {:?}", change.id, change.hlc));
         }
@@ -985,12 +990,64 @@ impl Tx<'_> {
                 }
                 self.store_value_domain(&version).map_err(Refusal::from)
             }
+            ("audit_entry", "create") => self.apply_audit_entry(change),
+            ("issuer_key", "publish") => self.apply_issuer_key(change, from_peer),
+            ("token_revocation", "revoke") => {
+                let revocation: crate::TokenRevocation = Self::remote_payload(change)?;
+                self.store_revocation(&revocation).map_err(Refusal::from)
+            }
             ("allergy" | "person_contact" | "person_coverage", _) if keep == RemoteKeep::Index => Ok(()),
             ("allergy", "create" | "update") => self.apply_allergy(change),
             ("person_contact", "create" | "update") => self.apply_contact(change),
             ("person_coverage", "create" | "update") => self.apply_coverage(change),
             (entity, op) => park(format!("unknown change {entity}/{op}")),
         }
+    }
+
+    /// Stores an ancestor's token-signing key. It must come from the parent
+    /// and be the key of a node above this one: a child cannot make its
+    /// parent accept tokens of its choosing.
+    fn apply_issuer_key(&mut self, change: &RemoteChange, from_peer: &str) -> Result<(), Refusal> {
+        let key: crate::IssuerKey = Self::remote_payload(change)?;
+        let me = self.node_region();
+        let above = |region: &str| {
+            rhip_core::RegionCode::parse(region).is_ok_and(|region| region != me && region.contains(&me))
+        };
+        if !above(from_peer) {
+            return park(format!(
+                "key {} of {} came from {from_peer}, which is not this node's parent",
+                key.key_id, key.region
+            ));
+        }
+        if !above(&key.region) || key.region != change.origin_region {
+            return park(format!(
+                "key {} of {} (published by {}) is not the key of a node above {me}",
+                key.key_id, key.region, change.origin_region
+            ));
+        }
+        if key.key_id != change.entity_id {
+            return park(format!("key {} travels in change {} about {}", key.key_id, change.id, change.entity_id));
+        }
+        self.store_issuer_key(&key, from_peer).map_err(Refusal::from)
+    }
+
+    /// Stores an audit entry about one of this node's persons, recorded at
+    /// another node (see [`Tx::append_audit`]).
+    fn apply_audit_entry(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
+        let entry: crate::AuditRecord = Self::remote_payload(change)?;
+        if entry.id != change.entity_id {
+            return park(format!(
+                "audit entry {} travels in change {} about {}",
+                entry.id, change.id, change.entity_id
+            ));
+        }
+        let Some(named) = entry.person_id.clone() else {
+            return park(format!("audit entry {} names no person", entry.id));
+        };
+        let Some(person) = self.resolve_person(&named)? else {
+            return park(format!("person {named} is not known at {}", self.node_region()));
+        };
+        self.store_received_audit(&entry, &person, &change.origin_region).map_err(Refusal::from)
     }
 
     fn remote_payload<T: serde::de::DeserializeOwned>(change: &RemoteChange) -> Result<T, Refusal> {
@@ -1648,7 +1705,7 @@ impl Tx<'_> {
         for letter in letters {
             let now = crate::now();
             let parked = match serde_json::from_str::<RemoteChange>(&letter.change) {
-                Ok(change) => self.apply_in_savepoint(&change, RemoteKeep::parse(&letter.keep))?,
+                Ok(change) => self.apply_in_savepoint(&change, &letter.peer_region, RemoteKeep::parse(&letter.keep))?,
                 Err(error) => Some(format!("the parked change cannot be read: {error}")),
             };
             match parked {

@@ -33,6 +33,7 @@ mod reference;
 pub mod schema;
 mod scope;
 mod stats;
+mod trust;
 
 pub use accounts::{EnrolmentRefusal, LoginFailures, NewRefreshToken, RefreshUse, ResidentAccount};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry};
@@ -66,6 +67,7 @@ pub use records::{
 pub use reference::{HeldDomain, NewValueDomainVersion, PublishedEntry, ValueDomainVersion};
 pub use scope::{Access, Scope};
 pub use stats::RegionCounts;
+pub use trust::{IssuerKey, TokenRevocation};
 
 use diesel::Connection;
 use rhip_core::{HlcTimestamp, HybridClock, RegionCode};

@@ -227,6 +227,7 @@ diesel::table! {
         request_id -> Nullable<Text>,
         source_ip -> Nullable<Text>,
         detail -> Nullable<Text>,
+        origin_region -> Nullable<Text>,
     }
 }
 
@@ -350,6 +351,17 @@ diesel::table! {
         raw -> Binary,
         ack -> Binary,
         z_segments -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Keys whose tokens this node accepts: its own and its ancestors'.
+    issuer_keys (key_id) {
+        key_id -> Text,
+        region -> Text,
+        public_key -> Text,
+        received_from -> Nullable<Text>,
+        recorded_at -> Timestamp,
     }
 }
 
@@ -601,4 +613,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     refresh_tokens,
     revoked_tokens,
+    issuer_keys,
 );

@@ -8,8 +8,8 @@ use actix_web::HttpResponse;
 use rhip_auth::{NodeKey, PeerKeys};
 use rhip_core::RegionCode;
 use rhip_federation::{
-    check_sequence, sign_receipt, verify_batch, BatchRefusal, Hello, Parked, Receipt, ReceiptStatus, RetentionPolicy,
-    Sequencing, WireChange, SCHEMA_VERSIONS,
+    check_sequence, is_destination, sign_receipt, verify_batch, BatchRefusal, DataClass, Hello, Links, Parked, Receipt,
+    ReceiptStatus, RetentionPolicy, Sequencing, WireChange, SCHEMA_VERSIONS,
 };
 use rhip_store::{ApplyOutcome, NewAuditEntry, RemoteChange, RemoteKeep, Store, StoreError};
 use std::sync::RwLock;
@@ -109,19 +109,27 @@ pub fn to_remote(change: &WireChange) -> RemoteChange {
 }
 
 /// Applies the changes of a verified batch in the caller's transaction,
-/// keeping what `policy` keeps of each; returns how many were applied and
+/// keeping what `policy` keeps of each (and audit entries only where their
+/// way ends, the person's home node); returns how many were applied and
 /// the ones parked with their reasons (for the receipt).
 pub fn apply_changes(
     tx: &mut rhip_store::Tx<'_>,
     policy: &RetentionPolicy,
+    links: &Links,
     peer: RegionCode,
     changes: &[WireChange],
 ) -> Result<(u64, Vec<Parked>), StoreError> {
     let remote: Vec<RemoteChange> = changes.iter().map(to_remote).collect();
-    let keep = |change: &RemoteChange| match policy.keep_entity(&change.entity) {
-        rhip_federation::Keep::Full => RemoteKeep::Full,
-        rhip_federation::Keep::Index => RemoteKeep::Index,
-        rhip_federation::Keep::None => RemoteKeep::None,
+    let keep = |change: &RemoteChange| match DataClass::of(&change.entity) {
+        Some(DataClass::Audit) => match change.home_region.as_deref().is_some_and(|home| is_destination(links, home)) {
+            true => RemoteKeep::Full,
+            false => RemoteKeep::None,
+        },
+        _ => match policy.keep_entity(&change.entity) {
+            rhip_federation::Keep::Full => RemoteKeep::Full,
+            rhip_federation::Keep::Index => RemoteKeep::Index,
+            rhip_federation::Keep::None => RemoteKeep::None,
+        },
     };
     let mut applied = 0u64;
     let mut parked = Vec::new();
@@ -214,6 +222,15 @@ impl FederationContext {
     /// The parent peer.
     pub fn parent(&self) -> Option<&Peer> {
         self.peers.iter().find(|p| p.direction == Direction::Parent)
+    }
+
+    /// This node's place in the tree, as routing sees it.
+    pub fn links(&self) -> Links {
+        Links {
+            me: self.me,
+            parent: self.parent().map(|p| p.region),
+            children: self.peers.iter().filter(|p| p.direction == Direction::Child).map(|p| p.region).collect(),
+        }
     }
 
     /// The peer one hop toward `region`: the child whose subtree holds it,
@@ -351,6 +368,7 @@ impl FederationContext {
         };
         let seq = batch.manifest.seq;
         let policy = self.policy;
+        let links = self.links();
         let outcome = self.store.write(|tx| {
             let (last_seq, last_digest) = tx.inbound_state(peer.as_str())?;
             let last_seq = u64::try_from(last_seq).unwrap_or(0);
@@ -395,7 +413,7 @@ impl FederationContext {
                 }
                 Sequencing::Next => {}
             }
-            let (applied, parked) = apply_changes(tx, &policy, peer, &batch.payload.changes)?;
+            let (applied, parked) = apply_changes(tx, &policy, &links, peer, &batch.payload.changes)?;
             let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
             let signed = sign_receipt(&self.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.record_inbound_batch(

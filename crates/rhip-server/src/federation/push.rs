@@ -10,7 +10,7 @@ use super::context::{FederationContext, ANNOUNCEMENT_HEADER};
 use super::listener::MANIFEST_HEADER;
 use super::{Direction, Peer};
 use rhip_federation::{
-    negotiate, route, seal, verify_receipt, Hello, Links, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
+    negotiate, route, seal, verify_receipt, Hello, Payload, RetentionPolicy, RouteInfo, WireChange, GENESIS,
     SCHEMA_VERSIONS,
 };
 use rhip_store::{ChangeRecord, NewOutboundBatch, StoreError};
@@ -306,11 +306,7 @@ impl Pusher {
     /// more is pending.
     fn cut(&self, peer: &Peer, parent_policy: Option<&RetentionPolicy>) -> Result<bool, PushError> {
         let context = &self.context;
-        let links = Links {
-            me: context.me,
-            parent: context.parent().map(|p| p.region),
-            children: context.peers.iter().filter(|p| p.direction == Direction::Child).map(|p| p.region).collect(),
-        };
+        let links = context.links();
         let limit = i64::try_from(context.batch_size).unwrap_or(1000);
         let peer_code = peer.region.as_str();
         let cut = context.store.write(|tx| {

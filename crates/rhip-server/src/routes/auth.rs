@@ -1,5 +1,6 @@
 //! `/auth/...`: residents enrol with the one-time code their home county
-//! issued, log in with citizen ID and password, refresh and log out.
+//! issued, log in with citizen ID and password, refresh, change their
+//! password and log out.
 //!
 //! Answers never tell a caller whether a citizen ID is known here or has an
 //! account: a wrong password, an unknown citizen ID and a disabled account
@@ -17,11 +18,13 @@ use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use chrono::Utc;
-use rhip_api_types::{LoginRequest, RefreshRequest, RegisterRequest, Registered, TokenPair};
+use rhip_api_types::{ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, Registered, TokenPair};
 use rhip_auth::claims::AUDIENCE;
-use rhip_auth::Claims;
+use rhip_auth::{Claims, Permission};
 use rhip_core::Role;
-use rhip_store::{EnrolmentRefusal, NewAuditEntry, NewRefreshToken, RefreshUse, StoreError, Tx};
+use rhip_store::{
+    Access, EnrolmentRefusal, NewAuditEntry, NewRefreshToken, RefreshUse, Scope, StoreError, TokenRevocation, Tx,
+};
 use sha2::{Digest, Sha256};
 
 /// Longest citizen ID or code accepted before any work is done.
@@ -278,6 +281,100 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(answer))
 }
 
+/// A resident changes their password: the current one must be given; the
+/// new one meets the enrolment rule. Every session of the account ends
+/// (its refresh tokens and the access token used here are revoked) and a
+/// fresh pair is answered for this one.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = rhip_api_types::Problem),
+              (status = 403, body = rhip_api_types::Problem), (status = 422, body = rhip_api_types::Problem)),
+    security(("bearer" = [])))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Permission::ManageOwnAccount)?;
+    let body = body.into_inner();
+    check_length("current_password", &body.current_password)?;
+    let person = principal.claims.person.clone().unwrap_or_default();
+
+    // 1. The account and what the new password must not contain.
+    let who = person.clone();
+    let found = in_transaction(&state, move |tx| {
+        let account = tx.resident_account(&who)?;
+        let record = match tx.get_person(&Scope::Person(who.clone()), &who)? {
+            Access::Granted(record) => Some(record),
+            _ => None,
+        };
+        Ok(Ok((account, record)))
+    })
+    .await?;
+    let (Some(account), Some(record)) = found else {
+        return Err(ApiError::Forbidden("this token is not a resident's account here".into()));
+    };
+    let id_number = record.id_number.clone().unwrap_or_default();
+    let birth = record.birth_date.map(|d| d.format("%Y%m%d").to_string()).unwrap_or_default();
+    if let Err(reasons) = rhip_auth::check_strength(&body.new_password, &[&id_number, &birth, &record.name]) {
+        return Err(ApiError::field("new_password", reasons.join("; ")));
+    }
+
+    // 2. The slow part, off the workers.
+    let (current, new, stored) = (body.current_password, body.new_password, account.password_hash.clone());
+    let checked = web::block(move || {
+        if !rhip_auth::verify_password(&current, &stored) {
+            return Ok(None);
+        }
+        rhip_auth::hash_password(&new).map(Some)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    // 3. Keep the outcome.
+    let app = state.clone();
+    let jti = principal.claims.jti.clone();
+    let issuer = principal.claims.iss.clone();
+    let expires_at = chrono::DateTime::from_timestamp(principal.claims.exp, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or_else(|| Utc::now().naive_utc());
+    let mut entry = principal.audit("change_password", "account", "denied");
+    entry.person_id = Some(person.clone());
+    entry.resource_id = Some(account.user_id.clone());
+    let changed = checked.is_some();
+    let answer = in_transaction(&state, move |tx| {
+        let answer = match checked {
+            None => {
+                entry.http_status = Some(422);
+                entry.detail = Some("current password wrong".into());
+                Err(ApiError::field("current_password", "is not this account's password"))
+            }
+            Some(hash) => {
+                tx.set_password_hash(&account.user_id, &hash)?;
+                let ended = tx.revoke_user_refresh_tokens(&account.user_id, "password changed")?;
+                tx.revoke_access_token(&TokenRevocation {
+                    jti,
+                    issuer,
+                    expires_at,
+                    reason: "password changed".into(),
+                })?;
+                entry.outcome = "success".into();
+                entry.detail = Some(format!("{ended} refresh tokens revoked"));
+                let family = rhip_core::new_id().to_string();
+                issue_pair(&app, tx, &account.user_id, &person, &family)?
+            }
+        };
+        tx.append_audit(&entry)?;
+        Ok(answer)
+    })
+    .await?;
+    state.metrics.audit_entries.inc();
+    if changed {
+        state.revocations.add(&principal.claims.jti);
+    }
+    Ok(HttpResponse::Ok().json(answer))
+}
+
 /// Trades a refresh token for a new pair. Each refresh token works once: a
 /// replayed one ends every session of that login.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -345,8 +442,11 @@ pub async fn logout(
         .unwrap_or_else(|| Utc::now().naive_utc());
     let person = principal.claims.person.clone();
     let revoked_jti = jti.clone();
+    let issuer = principal.claims.iss.clone();
     in_transaction(&state, move |tx| {
-        tx.revoke_access_token(&jti, expires, "logout")?;
+        // Travels to the nodes that accept this token: the issuer's
+        // descendants, and the issuer itself when it was used below it.
+        tx.revoke_access_token(&TokenRevocation { jti, issuer, expires_at: expires, reason: "logout".into() })?;
         let mut entry = principal.audit("logout", "account", "success");
         entry.person_id = person.clone();
         entry.http_status = Some(204);

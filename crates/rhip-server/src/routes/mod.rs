@@ -29,7 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::post().to(auth::register))
                 .route("/login", web::post().to(auth::login))
                 .route("/refresh", web::post().to(auth::refresh))
-                .route("/logout", web::post().to(auth::logout)),
+                .route("/logout", web::post().to(auth::logout))
+                .route("/password", web::post().to(auth::change_password)),
         )
         .service(
             web::scope("/api/v1")

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         super::federation::status, super::reference::value_domains,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
         super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,
+        super::auth::change_password,
         super::documents::submit, super::documents::get, super::documents::summary, super::documents::encounter_document,
     ),
     components(schemas(
@@ -31,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         rhip_api_types::CoverageView, rhip_api_types::PrimaryCareView, rhip_api_types::FederationStatus,
         rhip_api_types::LinkStatus, rhip_api_types::ValueDomainView, rhip_api_types::RegisterRequest,
         rhip_api_types::Registered, rhip_api_types::LoginRequest, rhip_api_types::RefreshRequest,
+        rhip_api_types::ChangePasswordRequest,
         rhip_api_types::TokenPair,
     )),
     modifiers(&BearerAuth),

@@ -718,7 +718,7 @@ fn fed_receive(
         }
         let loop_start = Instant::now();
         let (applied, parked) =
-            rhip_server::federation::context::apply_changes(tx, &policy, from, &batch.payload.changes)?;
+            rhip_server::federation::context::apply_changes(tx, &policy, &node.links, from, &batch.payload.changes)?;
         changes_time = loop_start.elapsed();
         let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
         let signed = sign_receipt(&node.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
