@@ -468,7 +468,8 @@ fn tampered_or_moved_values_are_refused(backend: Backend) {
     assert!(matches!(read().unwrap(), rhip_store::Access::Granted(p) if p.name == "篡改测试"));
     // Moved: the phone's ciphertext in the address column.
     execute(&opened, backend, &format!("UPDATE persons SET address_line = phone WHERE id = '{}'", person.id));
-    let moved = read().err().expect("a moved value must not open").to_string();
+    let Err(moved) = read() else { panic!("a moved value must not open") };
+    let moved = moved.to_string();
     assert!(moved.contains("persons.address_line") && moved.contains("authenticate"), "{moved}");
     // Tampered: one base64 character of the name changed.
     execute(&opened, backend, &format!("UPDATE persons SET address_line = NULL WHERE id = '{}'", person.id));
@@ -476,6 +477,7 @@ fn tampered_or_moved_values_are_refused(backend: Backend) {
     let flip = "substr(name, 1, length(name) - 6) || CASE WHEN substr(name, length(name) - 5, 1) = 'A' THEN 'B' \
                 ELSE 'A' END || substr(name, length(name) - 4)";
     execute(&opened, backend, &format!("UPDATE persons SET name = {flip} WHERE id = '{}'", person.id));
-    let tampered = read().err().expect("a tampered value must not open").to_string();
+    let Err(tampered) = read() else { panic!("a tampered value must not open") };
+    let tampered = tampered.to_string();
     assert!(tampered.contains("persons.name"), "{tampered}");
 }

@@ -451,8 +451,8 @@ mod tests {
         assert_eq!(keys.blind_index("d", "v"), old.blind_index("d", "v"));
         let under_first = DataKeys::from_json(&first.text).unwrap().seal(b"t.c", b"x").unwrap();
         assert_eq!(keys.open(&under_first.0, b"t.c", &under_first.1).unwrap().unwrap(), b"x");
-        assert!(retire_keys(&second.text, &[second.new_key_id.clone()]).is_err());
-        let retired = retire_keys(&second.text, &[first.new_key_id.clone()]).unwrap();
+        assert!(retire_keys(&second.text, std::slice::from_ref(&second.new_key_id)).is_err());
+        let retired = retire_keys(&second.text, std::slice::from_ref(&first.new_key_id)).unwrap();
         assert_eq!(DataKeys::from_json(&retired).unwrap().key_ids(), vec![second.new_key_id]);
     }
 

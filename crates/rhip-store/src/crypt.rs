@@ -600,7 +600,8 @@ impl Tx<'_> {
                 }
             }
             "submissions" => {
-                let rows: Vec<(String, Vec<u8>, Vec<u8>, Option<String>, Option<String>)> = submissions::table
+                type Row = (String, Vec<u8>, Vec<u8>, Option<String>, Option<String>);
+                let rows: Vec<Row> = submissions::table
                     .filter(submissions::id.gt(&after_text))
                     .order(submissions::id.asc())
                     .limit(limit)

@@ -1022,6 +1022,13 @@ fn chain_pipelined(nodes: &[FedNode], batch: usize) -> anyhow::Result<(Vec<LinkC
     Ok((clocks, observed))
 }
 
+/// Store options for a benchmark's throwaway database: fresh data keys, so
+/// the measurement includes sealing and opening personal fields as a node does.
+fn bench_store_options() -> anyhow::Result<rhip_store::StoreOptions> {
+    let (keys, _) = rhip_auth::DataKeys::generate().context("generate data keys")?;
+    Ok(rhip_store::StoreOptions::with_cipher(std::sync::Arc::new(rhip_auth::DataKeyRing::fixed(keys))))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1043,11 +1050,4 @@ mod tests {
             assert!(rhip_cda::validate(&read, today).is_empty(), "{n}");
         }
     }
-}
-
-/// Store options for a benchmark's throwaway database: fresh data keys, so
-/// the measurement includes sealing and opening personal fields as a node does.
-fn bench_store_options() -> anyhow::Result<rhip_store::StoreOptions> {
-    let (keys, _) = rhip_auth::DataKeys::generate().context("generate data keys")?;
-    Ok(rhip_store::StoreOptions::with_cipher(std::sync::Arc::new(rhip_auth::DataKeyRing::fixed(keys))))
 }
