@@ -8,7 +8,7 @@
 
 use diesel::{Connection, RunQueryDsl};
 use rhip_core::RegionCode;
-use rhip_store::{NewAuditEntry, Store, StoreOptions};
+use rhip_store::{NewAuditEntry, Store};
 use rhip_tests::{assert_fails, both_backends, person, rhip, Backend, NodeDir};
 use serde_json::Value;
 use std::process::Output;
@@ -396,7 +396,7 @@ fn concurrent_writers_are_each_chained_once(backend: Backend) {
         Backend::Postgres => db.url.clone(),
         Backend::Sqlite => format!("sqlite://{}", db.url),
     };
-    let store = Store::open(&url, RegionCode::parse("330106").unwrap(), &StoreOptions::default()).unwrap();
+    let store = Store::open(&url, RegionCode::parse("330106").unwrap(), &rhip_tests::store_options()).unwrap();
     let writers: Vec<_> = (0..6)
         .map(|writer| {
             let store = store.clone();

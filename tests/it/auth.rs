@@ -142,7 +142,7 @@ fn every_read_and_refusal_is_audited(backend: Backend) {
     let read = server.get(&format!("/api/v1/persons/{}", p.xihu), Some(&county));
     assert_eq!(read.status, 200);
     let request_id = read.request_id.clone().expect("x-request-id header");
-    let search = server.get("/api/v1/persons?name=西湖甲", Some(&county));
+    let search = server.get("/api/v1/persons?name=西湖甲&birth_date=1975-03-14", Some(&county));
     assert_eq!(search.items().len(), 1);
     assert_eq!(server.get(&format!("/api/v1/persons/{}", p.binjiang), Some(&county)).status, 403);
     assert_eq!(server.get(&format!("/api/v1/persons/{}/ehr", p.xihu), Some(&county)).status, 200);

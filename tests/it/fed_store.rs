@@ -8,7 +8,7 @@ use rhip_core::{CitizenId, EhrEntryKind, EncounterType, FacilityCode, FacilityKi
 use rhip_core::{PersonDemographics, RegionCode};
 use rhip_store::{
     ApplyOutcome, NewAllergy, NewDocument, NewEhrEntry, NewEncounter, NewFacility, NewOutboundBatch, NewPerson,
-    RemoteChange, RemoteKeep, Scope, Store, StoreError, StoreOptions, GENESIS_DIGEST,
+    RemoteChange, RemoteKeep, Scope, Store, StoreError, GENESIS_DIGEST,
 };
 use rhip_tests::{both_backends, Backend, TestDb};
 
@@ -22,7 +22,7 @@ fn open(backend: Backend, region: &str) -> Option<Node> {
     let db = TestDb::new(backend)?;
     let dir = tempfile::tempdir().unwrap();
     let url = db.url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("rhip.db").display()));
-    let store = Store::open(&url, RegionCode::parse(region).unwrap(), &StoreOptions::default()).unwrap();
+    let store = Store::open(&url, RegionCode::parse(region).unwrap(), &rhip_tests::store_options()).unwrap();
     store.migrate().unwrap();
     store.write(|tx| tx.bind_node_region()).unwrap();
     Some(Node { store, _db: db, _dir: dir })

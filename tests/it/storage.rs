@@ -5,7 +5,7 @@
 
 use diesel::{Connection, RunQueryDsl};
 use rhip_core::{CitizenId, Identifier, PersonDemographics, RegionCode, Sex};
-use rhip_store::{NewPerson, Store, StoreError, StoreOptions};
+use rhip_store::{NewPerson, Store, StoreError};
 use rhip_tests::{both_backends, Backend, TestDb};
 
 struct Opened {
@@ -19,7 +19,7 @@ fn open(backend: Backend, region: &str) -> Option<Opened> {
     let db = TestDb::new(backend)?;
     let dir = tempfile::tempdir().unwrap();
     let url = db.url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("rhip.db").display()));
-    let store = Store::open(&url, RegionCode::parse(region).unwrap(), &StoreOptions::default()).unwrap();
+    let store = Store::open(&url, RegionCode::parse(region).unwrap(), &rhip_tests::store_options()).unwrap();
     store.migrate().unwrap();
     store.write(|tx| tx.bind_node_region()).unwrap();
     Some(Opened { store, url, _db: db, _dir: dir })
@@ -141,7 +141,7 @@ fn a_database_serves_one_node(backend: Backend) {
     let Some(opened) = open(backend, "330106") else {
         return;
     };
-    let other = Store::open(&opened.url, RegionCode::parse("330108").unwrap(), &StoreOptions::default()).unwrap();
+    let other = Store::open(&opened.url, RegionCode::parse("330108").unwrap(), &rhip_tests::store_options()).unwrap();
     let refused = other.write(|tx| tx.bind_node_region()).unwrap_err();
     assert!(matches!(refused, StoreError::WrongNode { .. }), "{refused}");
 }
@@ -162,7 +162,11 @@ fn search_filters_apply_in_sql(backend: Backend) {
     assert_eq!(query(region("330000"), Default::default()).len(), 2);
     assert_eq!(query(region("330108"), Default::default())[0].name, "滨江");
     assert_eq!(query(region("440000"), Default::default()).len(), 0);
-    let by_name = query(region("330000"), rhip_store::PersonQuery { name: Some("西湖".into()), ..Default::default() });
+    let birth = chrono::NaiveDate::from_ymd_opt(1985, 6, 15);
+    let by_name = query(
+        region("330000"),
+        rhip_store::PersonQuery { name: Some("西湖".into()), birth_date: birth, ..Default::default() },
+    );
     assert_eq!(by_name.len(), 1);
     assert_eq!(by_name[0].identifiers[0].value, "MRN1");
     let expected_sex = CitizenId::generate(
@@ -304,7 +308,7 @@ fn one_process_runs_a_singleton_job(backend: Backend) {
     let Some(opened) = open(backend, "330106") else {
         return;
     };
-    let other = Store::open(&opened.url, RegionCode::parse("330106").unwrap(), &StoreOptions::default()).unwrap();
+    let other = Store::open(&opened.url, RegionCode::parse("330106").unwrap(), &rhip_tests::store_options()).unwrap();
     let held = opened.store.try_singleton("rhip:test:job").unwrap();
     assert!(held.is_some());
     let second = other.try_singleton("rhip:test:job").unwrap();

@@ -544,3 +544,17 @@ impl Ack {
             .collect()
     }
 }
+
+/// Data keys shared by every store a test process opens directly (so two
+/// stores over one database read each other's sealed values).
+pub fn test_cipher() -> std::sync::Arc<rhip_auth::DataKeyRing> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<rhip_auth::DataKeyRing>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::sync::Arc::new(rhip_auth::DataKeyRing::fixed(rhip_auth::DataKeys::generate().unwrap().0)))
+        .clone()
+}
+
+/// Store options for tests that open a store directly: default pool, the
+/// test data keys.
+pub fn store_options() -> rhip_store::StoreOptions {
+    rhip_store::StoreOptions::with_cipher(test_cipher())
+}

@@ -22,4 +22,4 @@ pub use jws::{JwsError, KeyAnnouncement, PeerKeys, Verified, KEY_ANNOUNCEMENT_TY
 pub use keys::{key_id_of, public_key_from_pem, public_key_to_pem, KeyError, NodeKey, TokenError, Verifier};
 pub use passwords::{check_strength, hash_password, verify_nothing, verify_password, PasswordError};
 pub use permissions::{permits, Permission};
-pub use secrets::{DataKeyError, DataKeys};
+pub use secrets::{retire_keys, rotate_key_file, DataKeyError, DataKeyRing, DataKeys, KeyReloader, Rotated};

@@ -11,6 +11,7 @@
 //! Everything public is re-exported at the crate root; the modules are an implementation
 //! detail.
 
+mod cipher;
 mod citizen_id;
 mod facility;
 mod hlc;
@@ -23,6 +24,7 @@ mod region;
 mod role;
 mod value_domain;
 
+pub use cipher::{normalize_name, CipherError, FieldCipher};
 pub use citizen_id::{check_against_id, CitizenId, CitizenIdError, Discrepancy};
 pub use facility::{FacilityCode, FacilityCodeError, FacilityKind, FacilityStatus, FACILITY_CODE_MAX_CHARS};
 pub use hlc::{HlcError, HlcTimestamp, HybridClock, HLC_MAX_LOGICAL, HLC_MAX_WALL_MS};

@@ -46,19 +46,52 @@ pub struct Application {
     federation: Option<crate::federation::Federation>,
 }
 
-/// Opens and migrates the node's database, and checks it belongs to this node.
+/// Rows sealed per transaction when an upgraded database's plaintext is
+/// encrypted at first start.
+const BACKFILL_BATCH: i64 = 500;
+
+/// Opens and migrates the node's database, and checks it belongs to this node
+/// (with the node's data keys, read from `keys.data_keys`).
 pub fn open_store(settings: &Settings) -> Result<Store, StartError> {
-    let options = StoreOptions { pool_size: settings.database.pool_size, ..StoreOptions::default() };
-    let store = Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| match e {
-        StoreError::Config(_) | StoreError::Unreachable { .. } => StartError::Config(e.to_string()),
-        other => StartError::Runtime(other.into()),
-    })?;
+    open_store_with(settings, load_data_keys(settings)?)
+}
+
+/// [`open_store`] with data keys already loaded. Refuses keys that cannot
+/// encrypt (a version 1 key file), and seals once what an upgraded database
+/// still holds in plaintext.
+pub fn open_store_with(settings: &Settings, keys: Arc<rhip_auth::DataKeyRing>) -> Result<Store, StartError> {
+    if keys.keys().current_key_id().is_none() {
+        return Err(StartError::Config(format!(
+            "{}: the data-key file holds no encryption key (version 1); run `rhip keys rotate --config <node.toml>` \
+             once to add one",
+            settings.keys.data_keys.display()
+        )));
+    }
+    let store = open_store_unchecked(settings, keys, settings.database.pool_size)?;
     store.migrate().map_err(|e| StartError::Runtime(e.into()))?;
     store.write(|tx| tx.bind_node_region()).map_err(|e| match e {
         StoreError::WrongNode { .. } => StartError::Config(format!("{}: {e}", store.redacted_url())),
         other => StartError::Runtime(other.into()),
     })?;
+    let sealed = store.encrypt_plaintext_once(BACKFILL_BATCH).map_err(|e| StartError::Runtime(e.into()))?;
+    if sealed > 0 {
+        tracing::info!(values = sealed, "sealed the plaintext personal data left from before encryption at rest");
+    }
     Ok(store)
+}
+
+/// Opens the node's database with its data keys, neither migrating nor
+/// checking anything (`rhip migrate`, `rhip keys`).
+pub fn open_store_unchecked(
+    settings: &Settings,
+    keys: Arc<rhip_auth::DataKeyRing>,
+    pool_size: u32,
+) -> Result<Store, StartError> {
+    let options = StoreOptions { pool_size, cipher: Some(keys), ..StoreOptions::default() };
+    Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| match e {
+        StoreError::Config(_) | StoreError::Unreachable { .. } => StartError::Config(e.to_string()),
+        other => StartError::Runtime(other.into()),
+    })
 }
 
 /// Reads the node's signing key.
@@ -69,16 +102,24 @@ pub fn load_key(settings: &Settings) -> Result<NodeKey, StartError> {
     NodeKey::from_pem(&pem).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
 }
 
-/// Reads the node's data keys (written by `rhip init`).
-pub fn load_data_keys(settings: &Settings) -> Result<rhip_auth::DataKeys, StartError> {
-    let path = &settings.keys.data_keys;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        StartError::Config(format!(
-            "cannot read the data keys {}: {e} (rhip init writes them; keep them with the signing key)",
-            path.display()
-        ))
-    })?;
-    rhip_auth::DataKeys::from_json(&text).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+/// Reads the node's data keys (written by `rhip init`) into a ring that
+/// reads the file again when it meets a key id it does not hold, and every
+/// few seconds when sealing, so a rotation made by `rhip keys rotate` in
+/// another process reaches this one without a restart.
+pub fn load_data_keys(settings: &Settings) -> Result<Arc<rhip_auth::DataKeyRing>, StartError> {
+    let path = settings.keys.data_keys.clone();
+    let read = move || -> Result<rhip_auth::DataKeys, rhip_auth::DataKeyError> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            rhip_auth::DataKeyError::Format(format!(
+                "cannot read the data keys {}: {e} (rhip init writes them; keep them with the signing key)",
+                path.display()
+            ))
+        })?;
+        rhip_auth::DataKeys::from_json(&text)
+            .map_err(|e| rhip_auth::DataKeyError::Format(format!("{}: {e}", path.display())))
+    };
+    let ring = rhip_auth::DataKeyRing::reloading(Box::new(read)).map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(Arc::new(ring))
 }
 
 /// Keys this node signed with before a rotation (`keys/previous-*.pem`).
@@ -101,7 +142,8 @@ impl Application {
     /// Opens everything and binds the listeners; nothing is served until
     /// [`Application::run`].
     pub fn build(settings: Settings) -> Result<Application, StartError> {
-        let store = open_store(&settings)?;
+        let data_keys = load_data_keys(&settings)?;
+        let store = open_store_with(&settings, data_keys.clone())?;
         let key = load_key(&settings)?;
         let federation =
             crate::federation::build(&settings, store.clone(), load_key(&settings)?).map_err(StartError::Config)?;
@@ -133,7 +175,7 @@ impl Application {
             metrics: Arc::new(metrics),
             federation: federation.as_ref().map(|f| f.context.clone()),
             key: Arc::new(key),
-            data_keys: Arc::new(load_data_keys(&settings)?),
+            data_keys,
             auth: settings.auth.clone(),
             revocations: Arc::default(),
             body_limits: BodyLimits { document: settings.api.max_document_bytes, hl7: settings.max_hl7_bytes() },

@@ -23,5 +23,5 @@ pub mod state;
 pub mod trust;
 pub mod views;
 
-pub use app::{load_key, open_store, Application, StartError};
+pub use app::{load_data_keys, load_key, open_store, open_store_unchecked, open_store_with, Application, StartError};
 pub use settings::{ConfigError, Settings};

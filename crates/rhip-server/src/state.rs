@@ -27,8 +27,9 @@ pub struct AppState {
     pub federation: Option<Arc<crate::federation::context::FederationContext>>,
     /// The node's signing key, for the tokens it issues at login.
     pub key: Arc<rhip_auth::NodeKey>,
-    /// The node's data keys (blind indexes).
-    pub data_keys: Arc<rhip_auth::DataKeys>,
+    /// The node's data keys (blind indexes; the same ring seals the store's
+    /// encrypted columns).
+    pub data_keys: Arc<rhip_auth::DataKeyRing>,
     /// Token lifetimes and lockout rules.
     pub auth: crate::settings::AuthSettings,
     /// Access tokens revoked before their expiry.

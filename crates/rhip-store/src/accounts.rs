@@ -88,8 +88,9 @@ pub enum RefreshUse {
 impl Tx<'_> {
     /// The active person holding this citizen ID here, if any.
     pub fn active_person_by_citizen_id(&mut self, id_number: &str) -> Result<Option<String>, StoreError> {
+        let index = self.crypt().citizen_id_index(id_number);
         Ok(persons::table
-            .filter(persons::id_number.eq(id_number))
+            .filter(persons::id_number_index.eq(index))
             .filter(persons::status.eq("active"))
             .select(persons::id)
             .first(self.conn)

@@ -1,6 +1,8 @@
 //! The transactional outbox: every write that must travel appends a change
 //! here in its own transaction, so nothing is sent that was not committed and
-//! nothing committed is lost while a peer is down.
+//! nothing committed is lost while a peer is down. Payloads carry personal
+//! data, so they are sealed in the row and opened when read
+//! ([`Tx::open_changes`]).
 
 use crate::schema::change_log;
 use crate::{StoreError, Tx};
@@ -29,7 +31,7 @@ pub struct ChangeRecord {
     pub person_id: Option<String>,
     /// That person's home region.
     pub home_region: Option<String>,
-    /// The record as JSON.
+    /// The record as JSON (opened; sealed in the row).
     pub payload: String,
     /// When it was recorded.
     pub created_at: chrono::NaiveDateTime,
@@ -76,7 +78,7 @@ impl Tx<'_> {
                 change_log::op.eq(op),
                 change_log::person_id.eq(person_id),
                 change_log::home_region.eq(home_region),
-                change_log::payload.eq(payload.to_string()),
+                change_log::payload.eq(self.crypt().seal(crate::crypt::CHANGE_PAYLOAD, &payload.to_string())?),
                 change_log::created_at.eq(crate::now()),
             ))
             .execute(self.conn)?;
@@ -85,11 +87,26 @@ impl Tx<'_> {
 
     /// Changes after `after_seq`, oldest first (the federation reads these).
     pub fn changes_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
-        Ok(change_log::table
+        let changes = change_log::table
             .filter(change_log::seq.gt(after_seq))
             .order(change_log::seq.asc())
             .limit(limit)
             .select(ChangeRecord::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        self.open_changes(changes)
+    }
+
+    /// Opens the sealed payloads of change-log rows just read.
+    pub(crate) fn open_changes(&self, mut changes: Vec<ChangeRecord>) -> Result<Vec<ChangeRecord>, StoreError> {
+        let crypt = self.crypt();
+        for change in &mut changes {
+            change.payload = crypt.open(crate::crypt::CHANGE_PAYLOAD, &change.payload)?;
+        }
+        Ok(changes)
+    }
+
+    /// Seals a change payload for its row.
+    pub(crate) fn seal_payload(&self, payload: &str) -> Result<String, StoreError> {
+        self.crypt().seal(crate::crypt::CHANGE_PAYLOAD, payload)
     }
 }

@@ -103,9 +103,9 @@ pub struct NewContact {
     pub submission_id: Option<String>,
 }
 
-/// A stored contact.
-#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(treat_none_as_default_value = false)]
+/// A stored contact, opened (its row holds the name and phone sealed, so it
+/// is written only by `Tx::insert_contact_row`, never inserted as is).
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = person_contacts)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct ContactRecord {
@@ -293,14 +293,16 @@ impl Tx<'_> {
     /// row with the same name and relationship.
     pub fn upsert_contact(&mut self, new: &NewContact) -> Result<Upserted, StoreError> {
         let relationship = new.relationship.clone().unwrap_or_default();
+        let name_index = self.crypt().contact_name_index(&new.name);
         let find = |tx: &mut Tx<'_>| -> Result<Option<ContactRecord>, StoreError> {
-            Ok(person_contacts::table
+            let found = person_contacts::table
                 .filter(person_contacts::person_id.eq(&new.person_id))
-                .filter(person_contacts::name.eq(&new.name))
+                .filter(person_contacts::name_index.eq(&name_index))
                 .filter(person_contacts::relationship.eq(&relationship))
                 .select(ContactRecord::as_select())
                 .get_result(tx.conn)
-                .optional()?)
+                .optional()?;
+            found.map(|record| tx.open_contact(record)).transpose()
         };
         let current = match find(self)? {
             Some(current) => current,
@@ -318,10 +320,7 @@ impl Tx<'_> {
                     created_at: now,
                     updated_at: now,
                 };
-                let inserted = self.guarded(|tx| {
-                    diesel::insert_into(person_contacts::table).values(&record).execute(tx.conn)?;
-                    Ok(())
-                });
+                let inserted = self.guarded(|tx| tx.insert_contact_row(&record));
                 match inserted {
                     Ok(()) => {
                         self.record_detail_change(
@@ -353,9 +352,10 @@ impl Tx<'_> {
             updated_at: crate::now(),
             ..current
         };
+        let sealed_phone = self.crypt().seal_opt(crate::crypt::CONTACT_PHONE, record.phone.as_deref())?;
         diesel::update(person_contacts::table.find(&record.id))
             .set((
-                person_contacts::phone.eq(&record.phone),
+                person_contacts::phone.eq(&sealed_phone),
                 person_contacts::facility_code.eq(&record.facility_code),
                 person_contacts::submission_id.eq(&record.submission_id),
                 person_contacts::hlc.eq(&record.hlc),
@@ -514,11 +514,50 @@ impl Tx<'_> {
         if visible.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(person_contacts::table
+        let sealed: Vec<ContactRecord> = person_contacts::table
             .filter(person_contacts::person_id.eq_any(&visible))
-            .order((person_contacts::person_id.asc(), person_contacts::name.asc(), person_contacts::id.asc()))
+            .order((person_contacts::person_id.asc(), person_contacts::id.asc()))
             .select(ContactRecord::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        // Names are sealed, so they are put in order once opened.
+        let mut contacts = sealed.into_iter().map(|record| self.open_contact(record)).collect::<Result<Vec<_>, _>>()?;
+        contacts.sort_by(|a, b| (&a.person_id, &a.name, &a.id).cmp(&(&b.person_id, &b.name, &b.id)));
+        Ok(contacts)
+    }
+
+    /// Opens a contact's sealed name and phone (just after a read).
+    pub(crate) fn open_contact(&self, record: ContactRecord) -> Result<ContactRecord, StoreError> {
+        let crypt = self.crypt();
+        Ok(ContactRecord {
+            name: crypt.open(crate::crypt::CONTACT_NAME, &record.name)?,
+            phone: crypt.open_opt(crate::crypt::CONTACT_PHONE, record.phone.as_deref())?,
+            ..record
+        })
+    }
+
+    /// Inserts a contact with its name and phone sealed and the name's blind
+    /// index (which, with the person and relationship, is its unique key).
+    pub(crate) fn insert_contact_row(&mut self, record: &ContactRecord) -> Result<(), StoreError> {
+        let crypt = self.crypt();
+        let name = crypt.seal(crate::crypt::CONTACT_NAME, &record.name)?;
+        let phone = crypt.seal_opt(crate::crypt::CONTACT_PHONE, record.phone.as_deref())?;
+        let name_index = crypt.contact_name_index(&record.name);
+        diesel::insert_into(person_contacts::table)
+            .values((
+                person_contacts::id.eq(&record.id),
+                person_contacts::person_id.eq(&record.person_id),
+                person_contacts::name.eq(name),
+                person_contacts::relationship.eq(&record.relationship),
+                person_contacts::phone.eq(phone),
+                person_contacts::facility_code.eq(&record.facility_code),
+                person_contacts::submission_id.eq(&record.submission_id),
+                person_contacts::hlc.eq(&record.hlc),
+                person_contacts::created_at.eq(record.created_at),
+                person_contacts::updated_at.eq(record.updated_at),
+                person_contacts::name_index.eq(name_index),
+            ))
+            .execute(self.conn)?;
+        Ok(())
     }
 
     /// The insurance of these persons within `scope`, by person and plan.

@@ -214,6 +214,7 @@ impl Tx<'_> {
             kind: if new.kind.is_empty() { "emr".into() } else { new.kind.clone() },
             holder_region: None,
         };
+        let sealed = self.crypt().seal_bytes(crate::crypt::DOCUMENT_CONTENT, &new.content)?;
         diesel::insert_into(documents::table)
             .values((
                 documents::id.eq(&record.id),
@@ -228,7 +229,7 @@ impl Tx<'_> {
                 documents::content_type.eq(&record.content_type),
                 documents::sha256.eq(&record.sha256),
                 documents::size_bytes.eq(record.size_bytes),
-                documents::content.eq(&new.content),
+                documents::content.eq(&sealed),
                 documents::supersedes.eq(&record.supersedes),
                 documents::status.eq(&record.status),
                 documents::source_region.eq(&record.source_region),
@@ -311,12 +312,13 @@ impl Tx<'_> {
     pub fn document_content(&mut self, id: &str) -> Result<Vec<u8>, StoreError> {
         let (content, holder): (Option<Vec<u8>>, Option<String>) =
             documents::table.find(id).select((documents::content, documents::holder_region)).get_result(self.conn)?;
-        content.ok_or_else(|| {
+        let content = content.ok_or_else(|| {
             StoreError::NotFound(format!(
                 "the content of document {id} is not kept here; it is held at {}",
                 holder.as_deref().unwrap_or("another node")
             ))
-        })
+        })?;
+        self.crypt().open_bytes(crate::crypt::DOCUMENT_CONTENT, &content)
     }
 
     /// A person's document index entries, newest first.

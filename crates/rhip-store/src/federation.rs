@@ -433,13 +433,14 @@ impl Tx<'_> {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
-        Ok(change_log::table
+        let changes = change_log::table
             .filter(change_log::seq.gt(after_seq))
             .filter(change_log::received_from.is_null().or(change_log::received_from.ne(peer)))
             .order(change_log::seq.asc())
             .limit(limit.clamp(1, 100_000))
             .select(ChangeRecord::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        self.open_changes(changes)
     }
 
     /// Changes not yet examined for a peer (after its cut cursor, not from
@@ -483,7 +484,7 @@ impl Tx<'_> {
                 fed_batches_out::batch_id.eq(&batch.batch_id),
                 fed_batches_out::digest.eq(&batch.digest),
                 fed_batches_out::manifest.eq(&batch.manifest),
-                fed_batches_out::payload.eq(&batch.payload),
+                fed_batches_out::payload.eq(self.crypt().seal_bytes(crate::crypt::BATCH_PAYLOAD, &batch.payload)?),
                 fed_batches_out::record_count.eq(batch.record_count),
                 fed_batches_out::first_change_seq.eq(batch.first_change_seq),
                 fed_batches_out::last_change_seq.eq(batch.last_change_seq),
@@ -519,22 +520,30 @@ impl Tx<'_> {
 
     /// Batches a peer has not acknowledged, oldest first (what to send).
     pub fn unacked_batches(&mut self, peer: &str, limit: i64) -> Result<Vec<OutboundBatch>, StoreError> {
-        Ok(fed_batches_out::table
+        let batches = fed_batches_out::table
             .filter(fed_batches_out::peer_region.eq(peer))
             .filter(fed_batches_out::acked_at.is_null())
             .order(fed_batches_out::seq.asc())
             .limit(limit.clamp(1, 10_000))
             .select(OutboundBatch::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        batches.into_iter().map(|batch| self.open_batch(batch)).collect()
     }
 
     /// One outbound batch (a peer asking for a resend from a sequence).
     pub fn outbound_batch(&mut self, peer: &str, seq: i64) -> Result<Option<OutboundBatch>, StoreError> {
-        Ok(fed_batches_out::table
+        let batch = fed_batches_out::table
             .find((peer, seq))
             .select(OutboundBatch::as_select())
             .get_result(self.conn)
-            .optional()?)
+            .optional()?;
+        batch.map(|batch| self.open_batch(batch)).transpose()
+    }
+
+    /// Opens a kept batch's sealed payload (byte-identical to what was cut).
+    fn open_batch(&self, batch: OutboundBatch) -> Result<OutboundBatch, StoreError> {
+        let payload = self.crypt().open_bytes(crate::crypt::BATCH_PAYLOAD, &batch.payload)?;
+        Ok(OutboundBatch { payload, ..batch })
     }
 
     /// Notes that a batch was sent (again).
@@ -905,7 +914,7 @@ impl Tx<'_> {
                 change_log::op.eq(&change.op),
                 change_log::person_id.eq(&change.person_id),
                 change_log::home_region.eq(&change.home_region),
-                change_log::payload.eq(change.payload.get()),
+                change_log::payload.eq(self.seal_payload(change.payload.get())?),
                 change_log::created_at.eq(crate::now()),
                 change_log::received_from.eq(from_peer),
             ))
@@ -922,7 +931,7 @@ impl Tx<'_> {
                         fed_dead_letters::entity.eq(&change.entity),
                         fed_dead_letters::op.eq(&change.op),
                         fed_dead_letters::keep.eq(keep.as_str()),
-                        fed_dead_letters::change.eq(text),
+                        fed_dead_letters::change.eq(self.crypt().seal(crate::crypt::DEAD_LETTER_CHANGE, &text)?),
                         fed_dead_letters::reason.eq(&reason),
                         fed_dead_letters::parked_at.eq(crate::now()),
                         fed_dead_letters::attempts.eq(1_i64),
@@ -1137,7 +1146,7 @@ impl Tx<'_> {
                 None => return self.insert_remote_person(change, &person),
             },
         };
-        let row: PersonRow = persons::table.find(&local).select(PersonRow::as_select()).get_result(self.conn)?;
+        let row: PersonRow = self.load_person_row(&local)?;
         if row.status == "merged" {
             return park(format!("person {} was merged into {}", person.id, row.merged_into.unwrap_or_default()));
         }
@@ -1149,17 +1158,21 @@ impl Tx<'_> {
         };
         if incoming > stored {
             let hlc = if newer(&change.hlc, &row.hlc) { change.hlc.clone() } else { row.hlc.clone() };
+            let sealed = self.seal_demographics(
+                &person.name,
+                person.birth_date.or(row.birth_date),
+                person.id_number.as_deref().or(row.id_number.as_deref()),
+                person.phone.as_deref(),
+                person.address_line.as_deref(),
+            )?;
             let updated = diesel::update(persons::table.find(&local))
                 .set((
-                    persons::name.eq(&person.name),
+                    sealed,
                     persons::sex.eq(&person.sex),
                     persons::birth_date.eq(person.birth_date.or(row.birth_date)),
-                    persons::id_number.eq(person.id_number.clone().or(row.id_number.clone())),
                     persons::ethnicity.eq(&person.ethnicity),
                     persons::marital_status.eq(&person.marital_status),
-                    persons::phone.eq(&person.phone),
                     persons::address_region.eq(&person.address_region),
-                    persons::address_line.eq(&person.address_line),
                     persons::primary_facility.eq(&person.primary_facility),
                     persons::primary_provider.eq(&person.primary_provider),
                     persons::demographics_hlc.eq(&change.hlc),
@@ -1186,11 +1199,7 @@ impl Tx<'_> {
     /// same identifiers), if any.
     fn same_person_here(&mut self, person: &PersonRecord) -> Result<Option<String>, StoreError> {
         if let Some(id_number) = &person.id_number {
-            let found: Option<String> = persons::table
-                .filter(persons::id_number.eq(id_number))
-                .select(persons::id)
-                .get_result(self.conn)
-                .optional()?;
+            let found = self.person_by_citizen_id(id_number)?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -1238,8 +1247,10 @@ impl Tx<'_> {
             primary_provider: person.primary_provider.clone(),
             demographics_hlc: Some(change.hlc.clone()),
             demographics_origin: Some(change.origin_region.clone()),
+            id_number_index: None,
+            name_index: None,
         };
-        diesel::insert_into(persons::table).values(&row).execute(self.conn)?;
+        diesel::insert_into(persons::table).values(&self.seal_person_row(row.clone())?).execute(self.conn)?;
         self.remember_home_region(&row.id, &row.home_region);
         self.add_remote_identifiers(&row.id, person)
     }
@@ -1458,13 +1469,19 @@ impl Tx<'_> {
             None => {}
             // The bytes arrive for a document indexed here without them.
             Some(Some(_)) if content.is_some() => {
+                let sealed = content
+                    .as_deref()
+                    .map(|c| self.crypt().seal_bytes(crate::crypt::DOCUMENT_CONTENT, c))
+                    .transpose()?;
                 diesel::update(documents::table.find(&record.id))
-                    .set((documents::content.eq(&content), documents::holder_region.eq(None::<String>)))
+                    .set((documents::content.eq(&sealed), documents::holder_region.eq(None::<String>)))
                     .execute(self.conn)?;
                 return Ok(());
             }
             Some(_) => return Ok(()),
         }
+        let content =
+            content.as_deref().map(|c| self.crypt().seal_bytes(crate::crypt::DOCUMENT_CONTENT, c)).transpose()?;
         diesel::insert_into(documents::table)
             .values((
                 documents::id.eq(&record.id),
@@ -1613,24 +1630,24 @@ impl Tx<'_> {
         let mut record: ContactRecord = Self::remote_payload(change)?;
         record.person_id = self.active_person(&record.person_id)?;
         record.submission_id = None;
+        let name_index = self.crypt().contact_name_index(&record.name);
         let stored: Option<(String, String)> = person_contacts::table
             .filter(
                 person_contacts::id.eq(&record.id).or(person_contacts::person_id
                     .eq(&record.person_id)
-                    .and(person_contacts::name.eq(&record.name))
+                    .and(person_contacts::name_index.eq(&name_index))
                     .and(person_contacts::relationship.eq(&record.relationship))),
             )
             .select((person_contacts::id, person_contacts::hlc))
             .first(self.conn)
             .optional()?;
         match stored {
-            None => {
-                diesel::insert_into(person_contacts::table).values(&record).execute(self.conn)?;
-            }
+            None => self.insert_contact_row(&record)?,
             Some((id, hlc)) if newer(&record.hlc, &hlc) => {
+                let phone = self.crypt().seal_opt(crate::crypt::CONTACT_PHONE, record.phone.as_deref())?;
                 diesel::update(person_contacts::table.find(id))
                     .set((
-                        person_contacts::phone.eq(&record.phone),
+                        person_contacts::phone.eq(&phone),
                         person_contacts::facility_code.eq(&record.facility_code),
                         person_contacts::hlc.eq(&record.hlc),
                         person_contacts::updated_at.eq(crate::now()),
@@ -1683,11 +1700,18 @@ impl Tx<'_> {
         if !include_resolved {
             select = select.filter(fed_dead_letters::resolved_at.is_null());
         }
-        Ok(select
+        let letters: Vec<DeadLetter> = select
             .order((fed_dead_letters::parked_at.asc(), fed_dead_letters::id.asc()))
             .limit(limit.clamp(1, 10_000))
             .select(DeadLetter::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        let crypt = self.crypt();
+        letters
+            .into_iter()
+            .map(|letter| {
+                Ok(DeadLetter { change: crypt.open(crate::crypt::DEAD_LETTER_CHANGE, &letter.change)?, ..letter })
+            })
+            .collect()
     }
 
     /// How many parked changes wait (for status and metrics).

@@ -1,7 +1,9 @@
 //! The submission archive: every HL7 message (and later document) received,
 //! raw, with the answer it got. A processed message has a dedup key (sending
 //! facility | MSH-10) held unique by the database, so a resend finds the
-//! stored answer instead of being applied twice.
+//! stored answer instead of being applied twice. The raw bytes, the answer,
+//! the problems and the Z-segments carry the patient's data and are sealed
+//! in the row (`crypt`).
 
 use crate::schema::submissions;
 use crate::{StoreError, Tx};
@@ -96,15 +98,21 @@ pub struct SubmissionQuery {
 impl Tx<'_> {
     /// The stored answer of an earlier submission with this dedup key.
     pub fn find_answer(&mut self, dedup_key: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        Ok(submissions::table
+        let found: Option<(String, Vec<u8>)> = submissions::table
             .filter(submissions::dedup_key.eq(dedup_key))
             .select((submissions::id, submissions::ack))
             .get_result(self.conn)
-            .optional()?)
+            .optional()?;
+        found.map(|(id, ack)| Ok((id, self.crypt().open_bytes(crate::crypt::SUBMISSION_ACK, &ack)?))).transpose()
     }
 
     /// Archives a submission; a second one with the same dedup key is a conflict.
     pub fn insert_submission(&mut self, id: &str, new: &NewSubmission) -> Result<(), StoreError> {
+        let crypt = self.crypt();
+        let errors = crypt.seal_opt(crate::crypt::SUBMISSION_ERRORS, new.errors.as_deref())?;
+        let raw = crypt.seal_bytes(crate::crypt::SUBMISSION_RAW, &new.raw)?;
+        let ack = crypt.seal_bytes(crate::crypt::SUBMISSION_ACK, &new.ack)?;
+        let z_segments = crypt.seal_opt(crate::crypt::SUBMISSION_Z_SEGMENTS, new.z_segments.as_deref())?;
         diesel::insert_into(submissions::table)
             .values((
                 submissions::id.eq(id),
@@ -118,11 +126,11 @@ impl Tx<'_> {
                 submissions::region.eq(&new.region),
                 submissions::received_at.eq(crate::now()),
                 submissions::outcome.eq(&new.outcome),
-                submissions::errors.eq(&new.errors),
+                submissions::errors.eq(&errors),
                 submissions::person_id.eq(&new.person_id),
-                submissions::raw.eq(&new.raw),
-                submissions::ack.eq(&new.ack),
-                submissions::z_segments.eq(&new.z_segments),
+                submissions::raw.eq(&raw),
+                submissions::ack.eq(&ack),
+                submissions::z_segments.eq(&z_segments),
             ))
             .execute(self.conn)?;
         Ok(())
@@ -138,12 +146,14 @@ impl Tx<'_> {
         person_id: Option<&str>,
         ack: &[u8],
     ) -> Result<(), StoreError> {
+        let errors = self.crypt().seal_opt(crate::crypt::SUBMISSION_ERRORS, errors)?;
+        let ack = self.crypt().seal_bytes(crate::crypt::SUBMISSION_ACK, ack)?;
         diesel::update(submissions::table.find(id))
             .set((
                 submissions::outcome.eq(outcome),
-                submissions::errors.eq(errors),
+                submissions::errors.eq(&errors),
                 submissions::person_id.eq(person_id),
-                submissions::ack.eq(ack),
+                submissions::ack.eq(&ack),
             ))
             .execute(self.conn)?;
         Ok(())
@@ -167,10 +177,16 @@ impl Tx<'_> {
         if let Some(to) = query.to {
             select = select.filter(submissions::received_at.lt(to));
         }
-        Ok(select
+        let mut records: Vec<SubmissionRecord> = select
             .order((submissions::received_at.desc(), submissions::id.desc()))
             .limit(query.limit.clamp(1, 10_000))
             .select(SubmissionRecord::as_select())
-            .load(self.conn)?)
+            .load(self.conn)?;
+        let crypt = self.crypt();
+        for record in &mut records {
+            crypt.open_in_place(crate::crypt::SUBMISSION_ERRORS, &mut record.errors)?;
+            crypt.open_in_place(crate::crypt::SUBMISSION_Z_SEGMENTS, &mut record.z_segments)?;
+        }
+        Ok(records)
     }
 }

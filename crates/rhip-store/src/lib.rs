@@ -8,8 +8,13 @@
 //! module per concern (persons, details, facilities, records, audit and its
 //! hash chain, changes, federation).
 //!
+//! Personal fields (names, citizen IDs, phones, address lines), archived
+//! messages, original documents and change payloads are sealed by the node's
+//! [`rhip_core::FieldCipher`] when a row is written and opened when it is
+//! read (`crypt`), with blind indexes for exact lookup.
+//!
 //! Architecture invariant: nothing outside this crate builds SQL, and nothing
-//! in this crate knows HTTP or JSON shapes of the API.
+//! in this crate knows HTTP or JSON shapes of the API, nor where keys live.
 
 mod accounts;
 mod audit;
@@ -17,6 +22,7 @@ mod audit_chain;
 mod changes;
 mod checkpoint;
 mod conn;
+mod crypt;
 mod details;
 mod documents;
 mod error;
@@ -43,6 +49,9 @@ pub use audit_chain::{
 };
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
+pub use crypt::{
+    bytes_key_id, text_key_id, Field, KeyUsage, ReencryptBatch, RowKey, ENCRYPTED_COLUMNS, ENCRYPTED_TABLES,
+};
 pub use details::{
     AllergyRecord, ContactRecord, CoverageRecord, NewAllergy, NewContact, NewCoverage, PrimaryCare, Upserted,
 };
@@ -70,7 +79,7 @@ pub use stats::RegionCounts;
 pub use trust::{IssuerKey, TokenRevocation};
 
 use diesel::Connection;
-use rhip_core::{HlcTimestamp, HybridClock, RegionCode};
+use rhip_core::{FieldCipher, HlcTimestamp, HybridClock, RegionCode};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,27 +100,54 @@ struct Inner {
     /// Value-domain versions in force, cached for validators (see
     /// `Tx::held_value_domain`).
     held_domains: Mutex<Option<(std::time::Instant, reference::HeldDomains)>>,
+    /// Seals and opens the encrypted columns (the node's data keys).
+    cipher: Arc<dyn FieldCipher>,
 }
 
 /// Options for opening a store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// Maximum pooled connections.
     pub pool_size: u32,
     /// How long a caller waits for a pooled connection.
     pub connect_timeout: Duration,
+    /// The node's data keys, which seal personal fields at rest. Required:
+    /// [`Store::open`] refuses to open without one rather than write
+    /// plaintext.
+    pub cipher: Option<Arc<dyn FieldCipher>>,
+}
+
+impl StoreOptions {
+    /// Default pool settings with the node's cipher.
+    pub fn with_cipher(cipher: Arc<dyn FieldCipher>) -> StoreOptions {
+        StoreOptions { cipher: Some(cipher), ..StoreOptions::default() }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("cipher", &self.cipher.as_ref().map(|_| "set"))
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { pool_size: 8, connect_timeout: Duration::from_secs(10) }
+        StoreOptions { pool_size: 8, connect_timeout: Duration::from_secs(10), cipher: None }
     }
 }
 
 impl Store {
     /// Opens the pool and checks that the database answers; fails fast with
-    /// [`StoreError::Unreachable`] so a misconfigured node stops at start.
+    /// [`StoreError::Unreachable`] so a misconfigured node stops at start,
+    /// and with [`StoreError::Config`] when no cipher is given.
     pub fn open(url: &str, region: RegionCode, options: &StoreOptions) -> Result<Store, StoreError> {
+        let cipher = options.cipher.clone().ok_or_else(|| {
+            StoreError::Config("no data keys: the store seals personal data and needs the node's keys".into())
+        })?;
         let url = DatabaseUrl::parse(url)?;
         // Connect once by hand to report the driver's own reason when the
         // database is unreachable (r2d2 would only say "timed out").
@@ -134,6 +170,7 @@ impl Store {
             clock: HybridClock::new(60_000),
             sqlite_writer,
             held_domains: Mutex::new(None),
+            cipher,
         });
         if inner.url.backend() == Backend::Sqlite {
             checkpoint::start(&inner.url, Arc::downgrade(&inner))

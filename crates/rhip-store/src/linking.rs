@@ -164,11 +164,7 @@ impl Tx<'_> {
     }
 
     fn person_by_id_number(&mut self, id_number: &str) -> Result<Option<String>, StoreError> {
-        Ok(persons::table
-            .filter(persons::id_number.eq(id_number))
-            .select(persons::id)
-            .get_result(self.conn)
-            .optional()?)
+        self.person_by_citizen_id(id_number)
     }
 
     /// The person an identifier is cross-referenced to.
@@ -188,13 +184,28 @@ impl Tx<'_> {
         facts: &PersonDemographics,
     ) -> Result<(Option<String>, Option<(String, String)>), StoreError> {
         let Some(birth_date) = facts.birth_date else { return Ok((None, None)) };
-        let same_name_and_birth: Vec<(String, String, Option<String>, Option<String>)> = persons::table
-            .filter(persons::name.eq(&facts.name))
+        let Some(name_index) = self.crypt().name_birth_index(&facts.name, Some(birth_date)) else {
+            return Ok((None, None));
+        };
+        // Found by the name + birth date blind index, then compared opened:
+        // the index ignores whitespace and case, the rule wants the exact name.
+        let sealed: Vec<(String, String, String, Option<String>, Option<String>)> = persons::table
+            .filter(persons::name_index.eq(name_index))
             .filter(persons::birth_date.eq(birth_date))
             .filter(persons::status.eq("active"))
-            .select((persons::id, persons::sex, persons::phone, persons::id_number))
+            .select((persons::id, persons::name, persons::sex, persons::phone, persons::id_number))
             .limit(20)
             .load(self.conn)?;
+        let crypt = self.crypt();
+        let mut same_name_and_birth: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+        for (id, name, sex, phone, id_number) in sealed {
+            if crypt.open(crate::crypt::PERSON_NAME, &name)? != facts.name {
+                continue;
+            }
+            let phone = crypt.open_opt(crate::crypt::PERSON_PHONE, phone.as_deref())?;
+            let id_number = crypt.open_opt(crate::crypt::PERSON_ID_NUMBER, id_number.as_deref())?;
+            same_name_and_birth.push((id, sex, phone, id_number));
+        }
         // A person with another citizen ID is certainly someone else.
         let same_name_and_birth: Vec<_> = same_name_and_birth
             .into_iter()
@@ -316,7 +327,7 @@ impl Tx<'_> {
         change: DemographicsChange,
         submission_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let row: PersonRow = persons::table.find(person_id).select(PersonRow::as_select()).get_result(self.conn)?;
+        let row: PersonRow = self.load_person_row(person_id)?;
         self.remember_home_region(person_id, &row.home_region);
         let replace = change == DemographicsChange::Replace;
         let pick = |current: &Option<String>, sent: Option<String>| -> Option<String> {
@@ -355,18 +366,17 @@ impl Tx<'_> {
             return Ok(());
         }
         let hlc = self.tick().encode();
+        let sealed =
+            self.seal_demographics(&name, birth_date, id_number.as_deref(), phone.as_deref(), address_line.as_deref())?;
         let updated = self.guarded(|tx| {
             diesel::update(persons::table.find(person_id))
                 .set((
-                    persons::name.eq(&name),
+                    sealed,
                     persons::sex.eq(&sex),
                     persons::birth_date.eq(birth_date),
-                    persons::phone.eq(&phone),
-                    persons::address_line.eq(&address_line),
                     persons::address_region.eq(&address_region),
                     persons::ethnicity.eq(&ethnicity),
                     persons::marital_status.eq(&marital_status),
-                    persons::id_number.eq(&id_number),
                     persons::hlc.eq(&hlc),
                     persons::demographics_hlc.eq(&hlc),
                     persons::demographics_origin.eq(tx.node_region().as_str()),

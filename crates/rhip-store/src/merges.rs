@@ -183,8 +183,8 @@ impl Tx<'_> {
             contacts: move_unless_known!(
                 self.conn,
                 person_contacts,
-                (person_contacts::name, person_contacts::relationship),
-                (String, String),
+                (person_contacts::name_index, person_contacts::relationship),
+                (Option<String>, String),
                 merged_id,
                 survivor_id
             ),

@@ -1,7 +1,10 @@
 //! DID repository: persons and their cross-referenced identifiers.
 //!
 //! Uniqueness (citizen ID; assigning authority + local identifier) is held by
-//! unique keys, so concurrent inserts of one person cannot make two.
+//! unique keys, so concurrent inserts of one person cannot make two. The
+//! citizen ID's key is its blind index (`id_number_index`): the name,
+//! citizen ID, phone and address line are sealed in the row (`crypt`), and
+//! [`PersonRow`] is sealed just before a write and opened just after a read.
 
 use crate::schema::{encounters, person_identifiers, persons, submissions};
 use crate::{Access, Scope, StoreError, Tx};
@@ -52,6 +55,24 @@ pub(crate) struct PersonRow {
     pub(crate) demographics_hlc: Option<String>,
     /// Region where that change was made.
     pub(crate) demographics_origin: Option<String>,
+    /// Blind index of the citizen ID (unique), set by [`Tx::seal_person_row`].
+    pub(crate) id_number_index: Option<String>,
+    /// Blind index of normalised name + birth date, set by [`Tx::seal_person_row`].
+    pub(crate) name_index: Option<String>,
+}
+
+/// The sealed personal fields of a person and their blind indexes, as one
+/// changeset: every update of the demographics sets them together, so an
+/// index never disagrees with its value.
+#[derive(AsChangeset)]
+#[diesel(table_name = persons, treat_none_as_null = true)]
+pub(crate) struct SealedDemographics {
+    name: String,
+    id_number: Option<String>,
+    phone: Option<String>,
+    address_line: Option<String>,
+    id_number_index: Option<String>,
+    name_index: Option<String>,
 }
 
 /// A stored person with their identifiers (also the payload of a person's
@@ -139,9 +160,11 @@ impl PersonRecord {
 /// Search criteria for persons; all given criteria must match.
 #[derive(Clone, Debug, Default)]
 pub struct PersonQuery {
-    /// Exact citizen ID.
+    /// Exact citizen ID (looked up by its blind index).
     pub id_number: Option<String>,
-    /// Exact full name.
+    /// Full name, compared without whitespace or case; needs `birth_date`,
+    /// since names are sealed and found only by the name + birth date blind
+    /// index (a name alone is refused with [`StoreError::Config`]).
     pub name: Option<String>,
     /// Exact birth date.
     pub birth_date: Option<NaiveDate>,
@@ -196,13 +219,18 @@ impl Tx<'_> {
             primary_provider: None,
             demographics_hlc: Some(hlc.clone()),
             demographics_origin: Some(self.node_region().as_str().to_string()),
+            id_number_index: None,
+            name_index: None,
         };
-        diesel::insert_into(persons::table).values(&row).execute(self.conn).map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!(
-                "a person with citizen ID {} already exists",
-                d.id_number.as_ref().map(|id| id.masked()).unwrap_or_default()
-            )),
-            other => other,
+        let sealed = self.seal_person_row(row.clone())?;
+        diesel::insert_into(persons::table).values(&sealed).execute(self.conn).map_err(|e| {
+            match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "a person with citizen ID {} already exists",
+                    d.id_number.as_ref().map(|id| id.masked()).unwrap_or_default()
+                )),
+                other => other,
+            }
         })?;
         for identifier in &d.identifiers {
             diesel::insert_into(person_identifiers::table)
@@ -259,10 +287,13 @@ impl Tx<'_> {
             ),
         };
         if let Some(id_number) = &query.id_number {
-            select = select.filter(persons::id_number.eq(id_number.clone()));
+            select = select.filter(persons::id_number_index.eq(self.crypt().citizen_id_index(id_number)));
         }
         if let Some(name) = &query.name {
-            select = select.filter(persons::name.eq(name.clone()));
+            let index = self.crypt().name_birth_index(name, query.birth_date).ok_or_else(|| {
+                StoreError::Config("a search by name needs the birth date too (names are encrypted)".into())
+            })?;
+            select = select.filter(persons::name_index.eq(index));
         }
         if let Some(birth_date) = query.birth_date {
             select = select.filter(persons::birth_date.eq(birth_date));
@@ -333,6 +364,7 @@ impl Tx<'_> {
     }
 
     fn attach_identifiers(&mut self, rows: Vec<PersonRow>) -> Result<Vec<PersonRecord>, StoreError> {
+        let rows = rows.into_iter().map(|row| self.open_person_row(row)).collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let identifier_rows: Vec<IdentifierRow> = if ids.is_empty() {
             Vec::new()
@@ -358,5 +390,70 @@ impl Tx<'_> {
                 PersonRecord::from_row(row, identifiers)
             })
             .collect())
+    }
+}
+
+impl Tx<'_> {
+    /// Seals a person row's personal fields and sets its blind indexes (just
+    /// before an insert).
+    pub(crate) fn seal_person_row(&self, row: PersonRow) -> Result<PersonRow, StoreError> {
+        let crypt = self.crypt();
+        Ok(PersonRow {
+            id_number_index: row.id_number.as_deref().map(|id| crypt.citizen_id_index(id)),
+            name_index: crypt.name_birth_index(&row.name, row.birth_date),
+            name: crypt.seal(crate::crypt::PERSON_NAME, &row.name)?,
+            id_number: crypt.seal_opt(crate::crypt::PERSON_ID_NUMBER, row.id_number.as_deref())?,
+            phone: crypt.seal_opt(crate::crypt::PERSON_PHONE, row.phone.as_deref())?,
+            address_line: crypt.seal_opt(crate::crypt::PERSON_ADDRESS, row.address_line.as_deref())?,
+            ..row
+        })
+    }
+
+    /// Opens a person row's sealed fields (just after a read).
+    pub(crate) fn open_person_row(&self, row: PersonRow) -> Result<PersonRow, StoreError> {
+        let crypt = self.crypt();
+        Ok(PersonRow {
+            name: crypt.open(crate::crypt::PERSON_NAME, &row.name)?,
+            id_number: crypt.open_opt(crate::crypt::PERSON_ID_NUMBER, row.id_number.as_deref())?,
+            phone: crypt.open_opt(crate::crypt::PERSON_PHONE, row.phone.as_deref())?,
+            address_line: crypt.open_opt(crate::crypt::PERSON_ADDRESS, row.address_line.as_deref())?,
+            ..row
+        })
+    }
+
+    /// A person's row, opened.
+    pub(crate) fn load_person_row(&mut self, id: &str) -> Result<PersonRow, StoreError> {
+        let row: PersonRow = persons::table.find(id).select(PersonRow::as_select()).get_result(self.conn)?;
+        self.open_person_row(row)
+    }
+
+    /// The demographics an update writes, sealed, with their blind indexes.
+    pub(crate) fn seal_demographics(
+        &self,
+        name: &str,
+        birth_date: Option<NaiveDate>,
+        id_number: Option<&str>,
+        phone: Option<&str>,
+        address_line: Option<&str>,
+    ) -> Result<SealedDemographics, StoreError> {
+        let crypt = self.crypt();
+        Ok(SealedDemographics {
+            name: crypt.seal(crate::crypt::PERSON_NAME, name)?,
+            id_number: crypt.seal_opt(crate::crypt::PERSON_ID_NUMBER, id_number)?,
+            phone: crypt.seal_opt(crate::crypt::PERSON_PHONE, phone)?,
+            address_line: crypt.seal_opt(crate::crypt::PERSON_ADDRESS, address_line)?,
+            id_number_index: id_number.map(|id| crypt.citizen_id_index(id)),
+            name_index: crypt.name_birth_index(name, birth_date),
+        })
+    }
+
+    /// The person holding a citizen ID here (any status), by its blind index.
+    pub(crate) fn person_by_citizen_id(&mut self, id_number: &str) -> Result<Option<String>, StoreError> {
+        let index = self.crypt().citizen_id_index(id_number);
+        Ok(persons::table
+            .filter(persons::id_number_index.eq(index))
+            .select(persons::id)
+            .get_result(self.conn)
+            .optional()?)
     }
 }

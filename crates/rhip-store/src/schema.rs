@@ -39,7 +39,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// DID persons; `id` is the federation-wide EMPI id.
+    /// DID persons; `id` is the federation-wide EMPI id. `name`, `id_number`,
+    /// `phone` and `address_line` hold sealed values (see `crypt`);
+    /// `id_number_index` (unique) and `name_index` are their blind indexes.
     persons (id) {
         id -> Text,
         home_region -> Text,
@@ -65,6 +67,8 @@ diesel::table! {
         primary_provider -> Nullable<Text>,
         demographics_hlc -> Nullable<Text>,
         demographics_origin -> Nullable<Text>,
+        id_number_index -> Nullable<Text>,
+        name_index -> Nullable<Text>,
     }
 }
 
@@ -434,7 +438,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// A person's contacts (HL7 NK1); `relationship` is '' when not sent.
+    /// A person's contacts (HL7 NK1); `relationship` is '' when not sent;
+    /// `name` and `phone` are sealed, `name_index` is the name's blind index
+    /// (unique with the person and relationship).
     person_contacts (id) {
         id -> Text,
         person_id -> Text,
@@ -446,6 +452,7 @@ diesel::table! {
         hlc -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        name_index -> Nullable<Text>,
     }
 }
 

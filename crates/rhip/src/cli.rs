@@ -48,6 +48,10 @@ pub enum Command {
     /// sealed segments to files.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Data keys (encryption at rest): rotate the encryption key and
+    /// re-encrypt, see which keys stored values use, retire unused keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
     /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
@@ -532,4 +536,58 @@ pub struct EnrolCodeArgs {
     /// Print `{"person":..,"code":..,"expires_at":..}`.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `rhip keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new encryption key to the data-key file and make it current
+    /// (upgrading a version 1 file), then re-encrypt every encrypted value in
+    /// batches; a running node keeps serving and picks the new key up.
+    Rotate(KeysRotateArgs),
+    /// Count the stored values under each key id and in plaintext.
+    Status(KeysStatusArgs),
+    /// Remove an old encryption key from the file; refused while any stored
+    /// value still uses it.
+    Retire(KeysRetireArgs),
+}
+
+/// `rhip keys rotate`.
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch: i64,
+    /// Do not add a key: finish re-encrypting under the current one (after
+    /// an interrupted rotation).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip keys status`.
+#[derive(Debug, Args)]
+pub struct KeysStatusArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip keys retire`.
+#[derive(Debug, Args)]
+pub struct KeysRetireArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The key id to remove (repeat for several).
+    #[arg(long = "key-id", value_name = "ID", required = true)]
+    pub key_ids: Vec<String>,
 }

@@ -18,7 +18,9 @@ use serde::Deserialize;
 pub struct SearchParams {
     /// Citizen ID (GB 11643, 18 characters).
     pub id_number: Option<String>,
-    /// Exact full name.
+    /// Full name (compared without whitespace or case). Needs `birth_date`:
+    /// names are encrypted at rest and found through the blind index of
+    /// name + birth date, so a name alone cannot be searched (422).
     pub name: Option<String>,
     /// Birth date, `YYYY-MM-DD`.
     pub birth_date: Option<String>,
@@ -48,6 +50,9 @@ impl SearchParams {
                 problem("name", "must be 1 to 100 characters".into());
             }
             query.name = Some(name.trim().to_string());
+            if self.birth_date.is_none() {
+                problem("birth_date", "a search by name needs the birth date too (names are encrypted at rest)".into());
+            }
         }
         if let Some(value) = &self.birth_date {
             match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {

@@ -82,8 +82,8 @@ pub fn ingest(args: &BenchIngestArgs) -> Result<(), Failure> {
     let folder = tempfile::tempdir().context("temporary folder")?;
     let url = args.db.clone().unwrap_or_else(|| format!("sqlite://{}", folder.path().join("bench.db").display()));
     let region = RegionCode::parse("330106").map_err(|e| Failure::Runtime(e.into()))?;
-    let store = rhip_store::Store::open(&url, region, &rhip_store::StoreOptions::default())
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let store =
+        rhip_store::Store::open(&url, region, &bench_store_options()?).map_err(|e| Failure::usage(e.to_string()))?;
     store.migrate().map_err(|e| Failure::Runtime(e.into()))?;
     store.write(|tx| tx.bind_node_region()).map_err(|e| Failure::usage(e.to_string()))?;
     let facility = rhip_core::FacilityCode::parse("H330106001").map_err(|e| Failure::Runtime(e.into()))?;
@@ -380,7 +380,7 @@ fn open_chain(dir: &std::path::Path, chain: &[&str]) -> anyhow::Result<Vec<FedNo
             peer_keys.trust(regions[n].as_str(), &publics[n]);
         }
         let url = format!("sqlite://{}", dir.join(format!("{me}.db")).display());
-        let store = rhip_store::Store::open(&url, me, &rhip_store::StoreOptions::default())?;
+        let store = rhip_store::Store::open(&url, me, &bench_store_options()?)?;
         store.migrate()?;
         store.write(|tx| {
             tx.bind_node_region()?;
@@ -1020,6 +1020,13 @@ fn chain_pipelined(nodes: &[FedNode], batch: usize) -> anyhow::Result<(Vec<LinkC
         observed.push(seen);
     }
     Ok((clocks, observed))
+}
+
+/// Store options for a benchmark's throwaway database: fresh data keys, so
+/// the measurement includes sealing and opening personal fields as a node does.
+fn bench_store_options() -> anyhow::Result<rhip_store::StoreOptions> {
+    let (keys, _) = rhip_auth::DataKeys::generate().context("generate data keys")?;
+    Ok(rhip_store::StoreOptions::with_cipher(std::sync::Arc::new(rhip_auth::DataKeyRing::fixed(keys))))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod facility;
 mod federation;
 mod hl7;
 mod init;
+mod keys;
 mod person;
 mod reference;
 mod resident;
@@ -16,7 +17,7 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand,
+    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, KeysCommand, PersonCommand,
     ReferenceCommand, ResidentCommand,
 };
 use crate::Failure;
@@ -50,6 +51,9 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Audit(AuditCommand::Seal(args)) => audit::seal(&args),
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args),
         Command::Audit(AuditCommand::Archive(args)) => audit::archive(&args),
+        Command::Keys(KeysCommand::Rotate(args)) => keys::rotate(&args),
+        Command::Keys(KeysCommand::Status(args)) => keys::status(&args),
+        Command::Keys(KeysCommand::Retire(args)) => keys::retire(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
@@ -59,13 +63,11 @@ fn load_settings(path: &Path) -> Result<Settings, Failure> {
     Ok(Settings::load(path)?)
 }
 
-/// Opens a node's store without migrating (for `migrate` itself).
+/// Opens a node's store without migrating (for `migrate` itself), with the
+/// node's data keys.
 fn open_store_unmigrated(settings: &Settings) -> Result<rhip_store::Store, Failure> {
-    let options = rhip_store::StoreOptions { pool_size: 2, ..rhip_store::StoreOptions::default() };
-    rhip_store::Store::open(&settings.database.url, settings.node.region, &options).map_err(|e| match e {
-        rhip_store::StoreError::Config(_) | rhip_store::StoreError::Unreachable { .. } => Failure::Usage(e.to_string()),
-        other => Failure::Runtime(other.into()),
-    })
+    let keys = rhip_server::load_data_keys(settings)?;
+    Ok(rhip_server::open_store_unchecked(settings, keys, 2)?)
 }
 
 /// Opens and migrates a node's store (commands that read or write data).
