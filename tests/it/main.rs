@@ -9,6 +9,7 @@ mod audit_chain;
 mod auth;
 mod cli;
 mod documents;
+mod exports;
 mod fed_exchange;
 mod fed_retry;
 mod fed_store;

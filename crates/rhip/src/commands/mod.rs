@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod dead_letters;
 mod demo;
+mod export;
 mod facility;
 mod federation;
 mod hl7;
@@ -16,8 +17,8 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, PersonCommand,
-    ReferenceCommand, ResidentCommand,
+    AuditCommand, BenchCommand, Command, ExportCommand, FacilityCommand, FederationCommand, Hl7Command,
+    PersonCommand, ReferenceCommand, ResidentCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
@@ -50,6 +51,8 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Audit(AuditCommand::Seal(args)) => audit::seal(&args),
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args),
         Command::Audit(AuditCommand::Archive(args)) => audit::archive(&args),
+        Command::Export(ExportCommand::Deidentified(args)) => export::deidentified(&args),
+        Command::Export(ExportCommand::Check(args)) => export::check(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
