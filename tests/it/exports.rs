@@ -28,7 +28,8 @@ struct Population {
 /// of the exported region).
 fn populate(node: &NodeDir) -> Population {
     let mut persons = Vec::new();
-    for (i, name) in ["赵导出一", "钱导出二", "孙导出三", "李导出四", "周导出五"].iter().enumerate() {
+    for (i, name) in ["赵导出一", "钱导出二", "孙导出三", "李导出四", "周导出五"].iter().enumerate()
+    {
         persons.push(person(name, "330106", (1980, 5, 6 + i as u32), 11 + 2 * i as u16));
     }
     persons.push(person("吴独一女", "330106", (1980, 7, 1), 12));
@@ -50,7 +51,9 @@ fn send_care(server: &Node, population: &Population) {
         "PID|1||MRN-EXP-1^^^{HOSPITAL}^MR~{id_number}^^^CHN^NNCHN||赵^导出一||19800506|M|||文三路1号^^杭州市^浙江省^310000^CHN^H^^330106||13800000000\r"
     );
     let msh = |structure: &str, control: &str| {
-        format!("MSH|^~\\&|HIS|{HOSPITAL}|RHIP|330106|20240301083000||{structure}|{control}|P|2.5|||AL|NE||UNICODE UTF-8\r")
+        format!(
+            "MSH|^~\\&|HIS|{HOSPITAL}|RHIP|330106|20240301083000||{structure}|{control}|P|2.5|||AL|NE||UNICODE UTF-8\r"
+        )
     };
     let admit = format!(
         "{}EVN|A01|20240301083000\r{pid}PV1|1|I|内科^301^2||||D001^张^医生|||MED|||||||||VEXP0001|||||||||||||||||||||||||20240301080000\rDG1|1||I10^高血压^ICD10||20240301|A\r",
@@ -92,7 +95,8 @@ fn assert_no_identifiers(text: &str, population: &Population) {
     for empi in &population.empi_ids {
         assert!(!text.contains(empi.as_str()), "EMPI id {empi} leaked");
     }
-    for value in ["13800000000", "MRN-EXP-1", "VEXP0001", HOSPITAL, "文三路", "L2024031", "高血压", "血红蛋白"] {
+    for value in ["13800000000", "MRN-EXP-1", "VEXP0001", HOSPITAL, "文三路", "L2024031", "高血压", "血红蛋白"]
+    {
         assert!(!text.contains(value), "{value} leaked");
     }
 }
@@ -121,7 +125,8 @@ fn assert_generalised(lines: &[Value]) {
     assert_eq!(counts["records_suppressed"], 1);
     assert_eq!((counts["classes_exported"].as_u64(), counts["classes_suppressed"].as_u64()), (Some(2), Some(1)));
     assert_eq!(header["suppressed"][0]["reason"], "equivalence_class_below_k");
-    let actions: Vec<&str> = header["transformations"].as_array().unwrap().iter().map(|t| t["field"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        header["transformations"].as_array().unwrap().iter().map(|t| t["field"].as_str().unwrap()).collect();
     assert!(actions.contains(&"birth_date") && actions.contains(&"home_region") && actions.contains(&"empi_id"));
 
     let records = &lines[1..];
@@ -187,7 +192,11 @@ fn exports_are_de_identified_and_k_anonymous(backend: Backend) {
     let man = tampered.iter().position(|l| l.contains("\"birth_year\":1980")).unwrap();
     tampered[man] = tampered[man].replace("\"sex\":\"1\"", "\"sex\":\"2\"");
     std::fs::write(&tampered_path, tampered.join("\n") + "\n").unwrap();
-    assert_fails(&check_cli(&tampered_path, &[]), 1, "class sex=2 birth_year=1980 region=330100 has 1 record(s), fewer than k=5");
+    assert_fails(
+        &check_cli(&tampered_path, &[]),
+        1,
+        "class sex=2 birth_year=1980 region=330100 has 1 record(s), fewer than k=5",
+    );
     // Against a larger k than its own, the original fails too, naming the class.
     assert_fails(&check_cli(&out, &["--k", "6"]), 1, "has 5 record(s), fewer than k=6");
     let garbage = node.dir.path().join("exports/garbage.jsonl");
@@ -287,7 +296,10 @@ fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
         (&["--region", "999999", "--out", out_arg], "--region"),
         (&["--region", "330106", "--out", out_arg, "--k", "1"], "--k: k must be a whole number from 2 to 1000"),
         (&["--region", "330106", "--out", out_arg, "--k", "3"], "--k: 3 is below this node's smallest k"),
-        (&["--region", "330106", "--out", "/nonexistent/folder/x.jsonl"], "--out: folder /nonexistent/folder does not exist"),
+        (
+            &["--region", "330106", "--out", "/nonexistent/folder/x.jsonl"],
+            "--out: folder /nonexistent/folder does not exist",
+        ),
         (&["--region", "330106", "--out", out_arg, "--purpose", " "], "--purpose"),
     ];
     for (args, needle) in cases {

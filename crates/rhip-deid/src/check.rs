@@ -139,8 +139,8 @@ impl Checker {
                     )));
                 }
                 K::new(header.k).map_err(|e| fail(format!("header k: {e}")))?;
-                let region = RegionCode::parse(&header.export_region)
-                    .map_err(|e| fail(format!("header export_region: {e}")))?;
+                let region =
+                    RegionCode::parse(&header.export_region).map_err(|e| fail(format!("header export_region: {e}")))?;
                 self.export_region = Some(region);
                 self.header = Some(header);
                 Ok(())
@@ -238,7 +238,7 @@ impl Checker {
                 size: *size,
             })
             .collect();
-        below_k.sort_by(|a, b| a.size.cmp(&b.size));
+        below_k.sort_by_key(|class| class.size);
         Ok(CheckReport {
             passed: below_k.is_empty() && self.problems_total == 0,
             k,

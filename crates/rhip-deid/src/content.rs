@@ -245,7 +245,10 @@ impl ContentFilter for DropDiagnoses {
     fn filter(&self, content: &mut RecordContent) {
         for encounter in &mut content.encounters {
             encounter.diagnoses.retain(|d| {
-                !self.prefixes.iter().any(|prefix| d.code.to_ascii_uppercase().starts_with(&prefix.to_ascii_uppercase()))
+                !self
+                    .prefixes
+                    .iter()
+                    .any(|prefix| d.code.to_ascii_uppercase().starts_with(&prefix.to_ascii_uppercase()))
             });
         }
     }
@@ -288,7 +291,12 @@ mod tests {
                     observed_at: Some(at("2024-03-02 01:30")),
                     abnormal_flag: Some("L".into()),
                 },
-                LabResult { system: "LN".into(), code: "6690-2".into(), observed_at: None, abnormal_flag: Some("N".into()) },
+                LabResult {
+                    system: "LN".into(),
+                    code: "6690-2".into(),
+                    observed_at: None,
+                    abnormal_flag: Some("N".into()),
+                },
             ],
             services: vec![
                 Service { kind: "immunization".into(), occurred_at: at("2024-03-10 01:00") },

@@ -188,7 +188,11 @@ fn transformations() -> Vec<Transformation> {
              departments, locations, clinicians and reasons removed; cancelled encounters left out",
         ),
         transformation("diagnoses", "reduced", "code system, code and diagnosis type; display texts removed"),
-        transformation("results", "reduced", "code system, code, month and abnormal flag; values, units and ranges removed"),
+        transformation(
+            "results",
+            "reduced",
+            "code system, code, month and abnormal flag; values, units and ranges removed",
+        ),
         transformation("services", "reduced", "EHR entry kind and month; summaries removed"),
         transformation(
             "codes",

@@ -11,16 +11,16 @@ mod rules;
 mod schema_tests;
 
 pub use check::{CheckError, CheckReport, Checker, ClassSize};
+pub use content::{ContentFilter, DropDiagnoses};
 pub use content::{
     Diagnosis, Encounter, ExportDiagnosis, ExportEncounter, ExportResult, ExportService, KeepAll, LabResult,
     RecordContent, Service, SourceContent,
 };
-pub use content::{ContentFilter, DropDiagnoses};
 pub use format::{
     Counts, ExportHeader, ExportRecord, HeaderFacts, Pseudonym, Suppression, Transformation, FORMAT, FORMAT_VERSION,
     PSEUDONYM_DOMAIN,
 };
-pub use kanon::{Birth, Census, ClassKey, ExportPlan, QuasiIdentifiers, K, KError};
+pub use kanon::{Birth, Census, ClassKey, ExportPlan, KError, QuasiIdentifiers, K};
 pub use rules::{
     age_on, generalise_birth, generalise_region, generalise_region_text, generalise_sex, is_code_like, month_of,
     OLDEST_EXACT_AGE,

@@ -212,10 +212,7 @@ pub fn check_file(path: &Path) -> Result<(rhip_deid::CheckReport, String, u64), 
 }
 
 /// [`check_file`] against `k` instead of the header's.
-pub fn check_file_against(
-    path: &Path,
-    k: Option<K>,
-) -> Result<(rhip_deid::CheckReport, String, u64), std::io::Error> {
+pub fn check_file_against(path: &Path, k: Option<K>) -> Result<(rhip_deid::CheckReport, String, u64), std::io::Error> {
     let invalid = |e: rhip_deid::CheckError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let mut reader = BufReader::new(std::fs::File::open(path)?);
     let mut checker = Checker::new(k);

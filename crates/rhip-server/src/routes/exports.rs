@@ -75,12 +75,10 @@ pub async fn deidentified(
     let request = ExportRequest { region, k, purpose };
     let path = std::env::temp_dir().join(format!("rhip-export-{}.jsonl.part", uuid::Uuid::now_v7().simple()));
     let written = {
-        let (store, keys, request, path) = (state.store.clone(), state.data_keys.clone(), request.clone(), path.clone());
+        let (store, keys, request, path) =
+            (state.store.clone(), state.data_keys.clone(), request.clone(), path.clone());
         let span = tracing::Span::current();
-        web::block(move || {
-            span.in_scope(|| write_export(&store, &keys, &request, &rhip_deid::KeepAll, &path))
-        })
-        .await?
+        web::block(move || span.in_scope(|| write_export(&store, &keys, &request, &rhip_deid::KeepAll, &path))).await?
     };
     let written = match written {
         Ok(written) => written,

@@ -80,7 +80,12 @@ pub fn deidentified(args: &ExportDeidentifiedArgs) -> Result<(), Failure> {
             "suppressed {} persons in {} equivalence classes below k; {} classes exported",
             counts.records_suppressed, counts.classes_suppressed, counts.classes_exported
         );
-        println!("sha256 {} ({} bytes); check it with: rhip export check {}", written.sha256, written.bytes, args.out.display());
+        println!(
+            "sha256 {} ({} bytes); check it with: rhip export check {}",
+            written.sha256,
+            written.bytes,
+            args.out.display()
+        );
     }
     Ok(())
 }

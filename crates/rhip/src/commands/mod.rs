@@ -17,8 +17,8 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Command, ExportCommand, FacilityCommand, FederationCommand, Hl7Command,
-    PersonCommand, ReferenceCommand, ResidentCommand,
+    AuditCommand, BenchCommand, Command, ExportCommand, FacilityCommand, FederationCommand, Hl7Command, PersonCommand,
+    ReferenceCommand, ResidentCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
