@@ -240,6 +240,8 @@ fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
     let server = node.start();
     let commission = node.token("commission", &[]);
     let get = |query: &str, token: Option<&str>| server.get(&format!("/api/v1/exports/deidentified{query}"), token);
+    let openapi = server.get("/api/openapi.json", None).json();
+    assert!(openapi["paths"]["/api/v1/exports/deidentified"]["get"].is_object(), "OpenAPI lacks the export");
 
     // Bad k and region: 422 naming the field.
     for (query, field) in [
