@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod documents;
 mod encryption;
+mod exports;
 mod fed_exchange;
 mod fed_retry;
 mod fed_security;

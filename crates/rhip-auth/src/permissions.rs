@@ -34,6 +34,9 @@ pub enum Permission {
     ReadFederation,
     /// Read the value domains in force (reference data, not personal).
     ReadReference,
+    /// Take a de-identified export of a region's residents (statistics and
+    /// research; pseudonyms, generalised, k-anonymous).
+    ExportDeidentified,
 }
 
 /// Whether `role` may perform `permission` (within its scope).
@@ -53,6 +56,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         ReadStats => matches!(role, Commission),
         ReadFederation => matches!(role, Commission | NodeAdmin | Auditor),
         ReadReference => true,
+        ExportDeidentified => matches!(role, Commission),
     }
 }
 
@@ -64,6 +68,13 @@ mod tests {
     fn only_node_admins_register_facilities() {
         for role in Role::ALL {
             assert_eq!(permits(role, Permission::WriteFacilities), role == Role::NodeAdmin, "{role}");
+        }
+    }
+
+    #[test]
+    fn only_commissions_take_de_identified_exports() {
+        for role in Role::ALL {
+            assert_eq!(permits(role, Permission::ExportDeidentified), role == Role::Commission, "{role}");
         }
     }
 

@@ -179,6 +179,7 @@ impl Application {
             auth: settings.auth.clone(),
             revocations: Arc::default(),
             body_limits: BodyLimits { document: settings.api.max_document_bytes, hl7: settings.max_hl7_bytes() },
+            export: settings.export.clone(),
         };
         // One set of rate-limit buckets for all workers.
         let hardening = web::Data::new(Hardening::new(&settings.api).map_err(StartError::Config)?);

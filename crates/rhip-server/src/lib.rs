@@ -9,6 +9,7 @@ pub mod audit_chain;
 pub mod blocking;
 pub mod documents;
 pub mod error;
+pub mod export;
 pub mod federation;
 pub mod hardening;
 pub mod ingest;

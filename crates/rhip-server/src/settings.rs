@@ -35,6 +35,9 @@ pub struct Settings {
     /// standalone node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<FederationSettings>,
+    /// De-identified exports for commissions.
+    #[serde(default)]
+    pub export: ExportSettings,
 }
 
 /// Identity of the node.
@@ -484,6 +487,64 @@ impl AuthSettings {
     }
 }
 
+/// De-identified exports (`rhip export deidentified`,
+/// `GET /api/v1/exports/deidentified`; the rules are `rhip-deid`'s).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSettings {
+    /// The `k` of k-anonymity when a request names none: every equivalence
+    /// class (sex, birth year or age band, municipal region) in an export has
+    /// at least this many records; persons of smaller classes are left out.
+    #[serde(default = "default_export_k")]
+    pub k: u32,
+    /// The smallest `k` a request may ask for: a commission may ask for more
+    /// protection than the default, never for less than this.
+    #[serde(default = "default_export_min_k")]
+    pub min_k: u32,
+}
+
+impl Default for ExportSettings {
+    fn default() -> ExportSettings {
+        ExportSettings { k: default_export_k(), min_k: default_export_min_k() }
+    }
+}
+
+fn default_export_k() -> u32 {
+    5
+}
+fn default_export_min_k() -> u32 {
+    5
+}
+
+impl ExportSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        let (min, max) = (rhip_deid::K::MIN, rhip_deid::K::MAX);
+        if !(min..=max).contains(&self.min_k) {
+            return Err(ConfigError(format!("export.min_k must be from {min} to {max}, got {}", self.min_k)));
+        }
+        if !(self.min_k..=max).contains(&self.k) {
+            return Err(ConfigError(format!(
+                "export.k must be from export.min_k ({}) to {max}, got {}",
+                self.min_k, self.k
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `k` of a request: `asked` if given (at least `min_k`), else `k`.
+    /// The error names the problem in words fit for `k`'s field message.
+    pub fn k_for(&self, asked: Option<&str>) -> Result<rhip_deid::K, String> {
+        let Some(text) = asked else {
+            return rhip_deid::K::new(self.k).map_err(|e| e.to_string());
+        };
+        let k = rhip_deid::K::parse(text).map_err(|e| e.to_string())?;
+        if k.get() < self.min_k {
+            return Err(format!("{k} is below this node's smallest k ({}; export.min_k)", self.min_k));
+        }
+        Ok(k)
+    }
+}
+
 /// Cron expressions (six fields, seconds first) of the scheduled jobs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -726,6 +787,7 @@ impl Settings {
             check_cron(name, expression)?;
         }
         self.api.check()?;
+        self.export.check()?;
         if let Some(federation) = &self.federation {
             federation.check(self.node.region)?;
         }
@@ -829,6 +891,26 @@ signing_key = "keys/signing.pem"
         // What `rhip init` writes out parses back to the same.
         let written = Settings::parse(&settings.to_toml().unwrap()).unwrap();
         assert_eq!(written.api.rate_limits.login_burst, 2);
+    }
+
+    #[test]
+    fn export_settings_have_defaults_and_are_checked() {
+        let settings = Settings::parse(GOOD).unwrap();
+        assert_eq!((settings.export.k, settings.export.min_k), (5, 5));
+        assert_eq!(settings.export.k_for(None).map(rhip_deid::K::get), Ok(5));
+        assert_eq!(settings.export.k_for(Some("10")).map(rhip_deid::K::get), Ok(10));
+        assert!(settings.export.k_for(Some("3")).unwrap_err().contains("export.min_k"));
+        assert!(settings.export.k_for(Some("abc")).unwrap_err().contains("from 2 to 1000"));
+        let text = format!("{GOOD}[export]\nk = 3\nmin_k = 2\n");
+        let settings = Settings::parse(&text).unwrap();
+        assert!(settings.check().is_ok());
+        assert_eq!(settings.export.k_for(Some("2")).map(rhip_deid::K::get), Ok(2));
+        let error = Settings::parse(&format!("{GOOD}[export]\nk = 3\n")).unwrap().check().unwrap_err().0;
+        assert!(error.contains("export.k must be from export.min_k (5)"), "{error}");
+        let error = Settings::parse(&format!("{GOOD}[export]\nmin_k = 1\n")).unwrap().check().unwrap_err().0;
+        assert!(error.contains("export.min_k"), "{error}");
+        let error = Settings::parse(&format!("{GOOD}[export]\nkk = 3\n")).unwrap_err().0;
+        assert!(error.contains("unknown field `kk`"), "{error}");
     }
 
     #[test]

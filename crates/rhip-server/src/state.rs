@@ -36,6 +36,8 @@ pub struct AppState {
     pub revocations: Arc<crate::revocation::Revocations>,
     /// Largest raw bodies the submission routes read.
     pub body_limits: BodyLimits,
+    /// De-identified export rules (`[export]`).
+    pub export: crate::settings::ExportSettings,
 }
 
 /// Largest raw request bodies, in bytes, from the settings (JSON bodies are

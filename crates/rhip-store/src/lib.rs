@@ -26,6 +26,7 @@ mod crypt;
 mod details;
 mod documents;
 mod error;
+mod exports;
 mod facilities;
 mod federation;
 mod ingest;
@@ -58,6 +59,9 @@ pub use details::{
 pub use diesel::result::Error as DieselError;
 pub use documents::{DocumentIndexRecord, DocumentQuery, MedicationRecord, NewDocument, NewMedication};
 pub use error::StoreError;
+pub use exports::{
+    ExportClinical, ExportDiagnosisRow, ExportEhrRow, ExportEncounterRow, ExportObservationRow, ExportPerson,
+};
 
 pub use facilities::{FacilityRecord, NewFacility};
 pub use federation::{

@@ -52,6 +52,9 @@ pub enum Command {
     /// re-encrypt, see which keys stored values use, retire unused keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// De-identified exports for statistics and research: write one, check one.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
     /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
@@ -472,6 +475,57 @@ pub struct AuditArchiveArgs {
     #[arg(long, value_name = "POSITION", value_parser = clap::value_parser!(i64).range(1..))]
     pub through: Option<i64>,
     /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a de-identified export of a region's residents (JSON Lines: a
+    /// header stating what was done, then one pseudonymous, generalised
+    /// record per person of an equivalence class of at least k); audited.
+    Deidentified(ExportDeidentifiedArgs),
+    /// Recompute an export file's equivalence classes and rules; exit 1
+    /// naming a class below k (or another broken rule).
+    Check(ExportCheckArgs),
+}
+
+/// `rhip export deidentified`.
+#[derive(Debug, Args)]
+pub struct ExportDeidentifiedArgs {
+    /// The node's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// GB/T 2260 code whose residents (by home region, the whole subtree) are
+    /// exported; must lie within the node's jurisdiction.
+    #[arg(long, value_name = "R")]
+    pub region: String,
+    /// The file to write (replaced atomically if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Smallest equivalence class, 2 to 1000 and at least `export.min_k`
+    /// (default: the node's `export.k`, 5).
+    #[arg(long, value_name = "N")]
+    pub k: Option<String>,
+    /// Why the export is taken, for the audit log.
+    #[arg(long, default_value = "statistics")]
+    pub purpose: String,
+    /// Print the header (what was done, the counts) and the file's SHA-256 as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rhip export check`.
+#[derive(Debug, Args)]
+pub struct ExportCheckArgs {
+    /// An export file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check against this k instead of the one the header states.
+    #[arg(long, value_name = "N")]
+    pub k: Option<String>,
+    /// Print the whole report as JSON (also when it fails).
     #[arg(long)]
     pub json: bool,
 }

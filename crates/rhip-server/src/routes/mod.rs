@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod documents;
+pub mod exports;
 pub mod facilities;
 pub mod federation;
 pub mod health;
@@ -53,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/submissions", web::get().to(submissions::list))
                 .route("/review-queue", web::get().to(submissions::review_queue))
                 .route("/stats/summary", web::get().to(stats::summary))
+                .route("/exports/deidentified", web::get().to(exports::deidentified))
                 .route("/federation/status", web::get().to(federation::status))
                 .route("/reference/value-domains", web::get().to(reference::value_domains))
                 .route("/me", web::get().to(me::me))

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::facilities::list, super::facilities::create,
         super::audit::query,
         super::hl7v2::submit, super::submissions::list, super::submissions::review_queue, super::stats::summary,
+        super::exports::deidentified,
         super::federation::status, super::reference::value_domains,
         super::me::me, super::me::ehr, super::me::documents, super::me::access_log,
         super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,

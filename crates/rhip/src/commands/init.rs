@@ -123,6 +123,7 @@ pub fn write_node(dir: &Path, spec: &NodeSpec<'_>) -> Result<(Initialised, rhip_
         auth: AuthSettings::default(),
         schedules: ScheduleSettings::default(),
         federation: spec.federation.clone(),
+        export: Default::default(),
     };
     let text = settings.to_toml().map_err(|e| Failure::Runtime(anyhow::anyhow!("render config: {e}")))?;
     let header = format!(

@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod dead_letters;
 mod demo;
+mod export;
 mod facility;
 mod federation;
 mod hl7;
@@ -17,8 +18,8 @@ mod serve;
 mod token;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Command, FacilityCommand, FederationCommand, Hl7Command, KeysCommand, PersonCommand,
-    ReferenceCommand, ResidentCommand,
+    AuditCommand, BenchCommand, Command, ExportCommand, FacilityCommand, FederationCommand, Hl7Command, KeysCommand,
+    PersonCommand, ReferenceCommand, ResidentCommand,
 };
 use crate::Failure;
 use rhip_server::Settings;
@@ -54,6 +55,8 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Keys(KeysCommand::Rotate(args)) => keys::rotate(&args),
         Command::Keys(KeysCommand::Status(args)) => keys::status(&args),
         Command::Keys(KeysCommand::Retire(args)) => keys::retire(&args),
+        Command::Export(ExportCommand::Deidentified(args)) => export::deidentified(&args),
+        Command::Export(ExportCommand::Check(args)) => export::check(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }
