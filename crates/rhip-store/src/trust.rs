@@ -57,7 +57,12 @@ impl Tx<'_> {
             region: self.node_region().as_str().to_string(),
             public_key: public_key_pem.to_string(),
         };
-        self.insert_issuer_key(&key, None)?;
+        // Two processes of one node may start at once: the second finds the
+        // key's row taken and publishes nothing.
+        match self.guarded(|tx| tx.insert_issuer_key(&key, None)) {
+            Err(StoreError::Conflict(_)) => return Ok(false),
+            other => other?,
+        }
         let payload = serde_json::to_value(&key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let hlc = self.tick().encode();
         self.record_change("issuer_key", key_id, "publish", None, &hlc, &payload)?;
@@ -122,14 +127,22 @@ impl Tx<'_> {
         if known > 0 {
             return Ok(false);
         }
-        diesel::insert_into(revoked_tokens::table)
-            .values((
-                revoked_tokens::jti.eq(&revocation.jti),
-                revoked_tokens::expires_at.eq(revocation.expires_at),
-                revoked_tokens::revoked_at.eq(crate::now()),
-                revoked_tokens::reason.eq(&revocation.reason),
-            ))
-            .execute(self.conn)?;
-        Ok(true)
+        // A token logged out twice at once, in two processes: one wins.
+        let inserted = self.guarded(|tx| {
+            diesel::insert_into(revoked_tokens::table)
+                .values((
+                    revoked_tokens::jti.eq(&revocation.jti),
+                    revoked_tokens::expires_at.eq(revocation.expires_at),
+                    revoked_tokens::revoked_at.eq(crate::now()),
+                    revoked_tokens::reason.eq(&revocation.reason),
+                ))
+                .execute(tx.conn)
+                .map_err(StoreError::from)
+        });
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }
