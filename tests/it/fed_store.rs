@@ -498,7 +498,51 @@ fn a_batch_applies_like_its_changes_one_by_one(backend: Backend) {
     assert!(again.iter().all(|o| *o == ApplyOutcome::AlreadyApplied), "{again:?}");
 }
 
+/// A node's token key goes down and is kept there; a child cannot hand its
+/// parent a key (of its own or one claiming to be from above), and a key
+/// arriving from the parent must belong to a node above.
+fn issuer_keys_are_taken_from_above_only(backend: Backend) {
+    let Some(province) = open(backend, "330000") else { return };
+    let Some(city) = open(backend, "330100") else { return };
+    let Some(county) = open(backend, "330106") else { return };
+    let published = province.store.write(|tx| tx.publish_own_key("0123456789abcdef", "PEM-A")).unwrap();
+    assert!(published);
+    assert!(!province.store.write(|tx| tx.publish_own_key("0123456789abcdef", "PEM-A")).unwrap(), "published once");
+    let keys = outgoing(&province.store, "330100");
+    let key_change: Vec<RemoteChange> = keys.into_iter().filter(|c| c.entity == "issuer_key").collect();
+    assert_eq!(key_change.len(), 1);
+
+    // Down: the city keeps the province's key and sends it on to the county.
+    assert_eq!(apply_all(&city.store, &key_change, "330000", RemoteKeep::Full), [ApplyOutcome::Applied]);
+    let at_city = city.store.read(|tx| tx.issuer_keys()).unwrap();
+    assert_eq!((at_city.len(), at_city[0].region.as_str()), (1, "330000"));
+    let onward = outgoing(&city.store, "330106");
+    assert!(onward.iter().any(|c| c.entity == "issuer_key"), "travels on down");
+    assert_eq!(apply_all(&county.store, &onward, "330100", RemoteKeep::Full)[0], ApplyOutcome::Applied);
+
+    // Up: the county's own key pushed to the city is parked, not trusted.
+    county.store.write(|tx| tx.publish_own_key("fedcba9876543210", "PEM-B")).unwrap();
+    let upward: Vec<RemoteChange> =
+        outgoing(&county.store, "330100").into_iter().filter(|c| c.entity_id == "fedcba9876543210").collect();
+    let refused = apply_all(&city.store, &upward, "330106", RemoteKeep::Full);
+    assert!(
+        matches!(&refused[0], ApplyOutcome::Parked(reason) if reason.contains("not this node's parent")),
+        "{refused:?}"
+    );
+    // A key of a sibling region, even from the parent, is parked too.
+    let Some(sibling) = open(backend, "330108") else { return };
+    let mut forged = upward[0].clone();
+    forged.id = "0190b6c4-0000-7000-8000-00000000f00d".into();
+    let outcome = apply_all(&sibling.store, &[forged], "330100", RemoteKeep::Full);
+    assert!(
+        matches!(&outcome[0], ApplyOutcome::Parked(reason) if reason.contains("not the key of a node above")),
+        "{outcome:?}"
+    );
+    assert_eq!(city.store.read(|tx| tx.issuer_keys()).unwrap().len(), 1, "only the province's key at the city");
+}
+
 both_backends! {
+    issuer_keys_are_taken_from_above_only => super::issuer_keys_are_taken_from_above_only;
     a_batch_applies_like_its_changes_one_by_one => super::a_batch_applies_like_its_changes_one_by_one;
     changes_apply_once_and_travel_on => super::changes_apply_once_and_travel_on;
     index_and_none_keep_less => super::index_and_none_keep_less;
