@@ -425,6 +425,17 @@ fn plaintext_from_before_is_sealed_once(backend: Backend) {
     let sealed = store.encrypt_plaintext_once(1).unwrap();
     assert_eq!(sealed, 4, "name, citizen ID, phone and address line");
     assert_eq!(store.encrypt_plaintext_once(1).unwrap(), 0, "once");
+    // No copy of the old plaintext is left in the SQLite files either.
+    if backend == Backend::Sqlite {
+        let path = opened.url.trim_start_matches("sqlite://").to_string();
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for plain in ["旧数据", "13811112222", "旧地址一号", id.as_str()] {
+                let needle = plain.as_bytes();
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{plain} left in {file}");
+            }
+        }
+    }
     let usage = store.key_usage().unwrap();
     assert!(usage.iter().all(|u| u.plaintext == 0), "{usage:?}");
     let found = store

@@ -303,7 +303,26 @@ impl Store {
             diesel::delete(node_meta::table.find(BACKFILL_KEY)).execute(tx.conn)?;
             Ok(())
         })?;
+        if rewritten > 0 {
+            self.scrub_free_space()?;
+        }
         Ok(rewritten)
+    }
+
+    /// Leaves no copy of what was just sealed in the database's files: on
+    /// SQLite the old plaintext sat in the WAL and in pages the rewrite
+    /// freed, so the WAL is checkpointed and truncated, the file rebuilt
+    /// (`VACUUM`) and the WAL truncated again. On PostgreSQL a dump shows
+    /// only live rows; the dead ones go with the server's (auto)vacuum.
+    fn scrub_free_space(&self) -> Result<(), StoreError> {
+        use diesel::connection::SimpleConnection;
+        let _writer =
+            self.inner.sqlite_writer.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let mut conn = self.inner.pool.get()?;
+        if let crate::DbConn::Sqlite(sqlite) = &mut *conn {
+            sqlite.batch_execute("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
+        Ok(())
     }
 
     /// Seals again, under the current key, the encrypted values of up to
