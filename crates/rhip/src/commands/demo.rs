@@ -106,7 +106,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         nodes.stop();
         return Ok(());
     }
-    let checks = run_checks(&nodes, &signer, &http, &traffic)?;
+    let checks = run_checks(&dir, &nodes, &signer, &http, &traffic)?;
     nodes.stop();
     print_summary(&checks);
     let failed = checks.iter().filter(|c| !c.ok).count();
@@ -622,7 +622,13 @@ fn place(region: &str) -> String {
     format!("{region} {name}")
 }
 
-fn run_checks(nodes: &Nodes, signer: &Signer, http: &Http, traffic: &Traffic) -> Result<Vec<Check>, Failure> {
+fn run_checks(
+    dir: &Path,
+    nodes: &Nodes,
+    signer: &Signer,
+    http: &Http,
+    traffic: &Traffic,
+) -> Result<Vec<Check>, Failure> {
     let mut checks = Vec::new();
     let mut check = |check: &str, region: &str, expected: String, found: String| {
         let ok = expected == found;
@@ -706,6 +712,16 @@ fn run_checks(nodes: &Nodes, signer: &Signer, http: &Http, traffic: &Traffic) ->
             "200, Tianhe entry".into(),
             format!("{status}, {}", if from_tianhe { "Tianhe entry" } else { "no Tianhe entry" }),
         );
+        // Who touched the record in Tianhe is in the access log at home.
+        let (status, body) = http.get_json(&format!("{}/api/v1/me/access-log", nodes.api(XIHU)), &resident);
+        let entries = body["items"].as_array().cloned().unwrap_or_default();
+        let at_tianhe = entries.iter().filter(|e| e["recorded_at"] == TIANHE).count();
+        check(
+            "resident's access log shows Tianhe",
+            XIHU,
+            "200, entries recorded at 440106".into(),
+            format!("{status}, {}", if at_tianhe > 0 { "entries recorded at 440106" } else { "none from 440106" }),
+        );
     }
 
     // The document: indexed at the national node, its bytes fetched from below.
@@ -740,6 +756,27 @@ fn run_checks(nodes: &Nodes, signer: &Signer, http: &Http, traffic: &Traffic) ->
     );
     let (status, _) = http.get_json(&format!("{national}/api/v1/persons"), "forged.token.value");
     check("a forged token is refused", NATIONAL, "401".into(), status.to_string());
+
+    // Every node's audit chain verifies (entries received from other nodes
+    // included), checked by `rhip audit verify` as an operator would.
+    let exe = std::env::current_exe().context("find the rhip executable")?;
+    for region in REGIONS {
+        let verified = Command::new(&exe)
+            .args(["audit", "verify", "--config"])
+            .arg(config_of(dir, region))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("run rhip audit verify for {region}"))?;
+        let found = match verified.status.code() {
+            Some(0) => "verifies".to_string(),
+            code => format!(
+                "exit {}: {}",
+                code.unwrap_or(-1),
+                String::from_utf8_lossy(&verified.stderr).lines().next().unwrap_or_default()
+            ),
+        };
+        check("audit chain", region, "verifies".into(), found);
+    }
 
     // Nothing left to send anywhere, nothing parked. The checks' own reads
     // of residents away from home are audit entries that travel to the home
