@@ -189,6 +189,19 @@ fn issue_pair(
     Ok(Ok(TokenPair { access_token, refresh_token, token_type: "Bearer".into(), expires_in: ttl.as_secs() }))
 }
 
+/// The revocation of the bearer token `principal` came with, kept until the
+/// token would have expired anyway.
+fn revocation_of(principal: &Principal, reason: &str) -> TokenRevocation {
+    TokenRevocation {
+        jti: principal.claims.jti.clone(),
+        issuer: principal.claims.iss.clone(),
+        expires_at: chrono::DateTime::from_timestamp(principal.claims.exp, 0)
+            .map(|t| t.naive_utc())
+            .unwrap_or_else(|| Utc::now().naive_utc()),
+        reason: reason.into(),
+    }
+}
+
 /// Logs a resident in: citizen ID and password give a short-lived access
 /// token and a single-use refresh token. Repeated failures lock the
 /// citizen ID for a while (429 with `Retry-After`).
@@ -333,11 +346,7 @@ pub async fn change_password(
 
     // 3. Keep the outcome.
     let app = state.clone();
-    let jti = principal.claims.jti.clone();
-    let issuer = principal.claims.iss.clone();
-    let expires_at = chrono::DateTime::from_timestamp(principal.claims.exp, 0)
-        .map(|t| t.naive_utc())
-        .unwrap_or_else(|| Utc::now().naive_utc());
+    let revocation = revocation_of(&principal, "password changed");
     let mut entry = principal.audit("change_password", "account", "denied");
     entry.person_id = Some(person.clone());
     entry.resource_id = Some(account.user_id.clone());
@@ -352,12 +361,7 @@ pub async fn change_password(
             Some(hash) => {
                 tx.set_password_hash(&account.user_id, &hash)?;
                 let ended = tx.revoke_user_refresh_tokens(&account.user_id, "password changed")?;
-                tx.revoke_access_token(&TokenRevocation {
-                    jti,
-                    issuer,
-                    expires_at,
-                    reason: "password changed".into(),
-                })?;
+                tx.revoke_access_token(&revocation)?;
                 entry.outcome = "success".into();
                 entry.detail = Some(format!("{ended} refresh tokens revoked"));
                 let family = rhip_core::new_id().to_string();
@@ -436,17 +440,13 @@ pub async fn logout(
     body: Option<web::Json<RefreshRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let refresh = body.and_then(|b| b.into_inner().refresh_token).filter(|t| !t.trim().is_empty());
-    let jti = principal.claims.jti.clone();
-    let expires = chrono::DateTime::from_timestamp(principal.claims.exp, 0)
-        .map(|t| t.naive_utc())
-        .unwrap_or_else(|| Utc::now().naive_utc());
+    let revocation = revocation_of(&principal, "logout");
     let person = principal.claims.person.clone();
-    let revoked_jti = jti.clone();
-    let issuer = principal.claims.iss.clone();
+    let revoked_jti = revocation.jti.clone();
     in_transaction(&state, move |tx| {
         // Travels to the nodes that accept this token: the issuer's
         // descendants, and the issuer itself when it was used below it.
-        tx.revoke_access_token(&TokenRevocation { jti, issuer, expires_at: expires, reason: "logout".into() })?;
+        tx.revoke_access_token(&revocation)?;
         let mut entry = principal.audit("logout", "account", "success");
         entry.person_id = person.clone();
         entry.http_status = Some(204);
