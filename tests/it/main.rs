@@ -8,6 +8,7 @@ mod api;
 mod audit_chain;
 mod auth;
 mod cli;
+mod consent;
 mod documents;
 mod encryption;
 mod exports;

@@ -298,6 +298,26 @@ impl Node {
         Response::from(request.call())
     }
 
+    /// A GET with extra headers.
+    pub fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Response {
+        let mut request = ureq::get(&format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        Response::from(request.call())
+    }
+
+    pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = ureq::put(&format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        Response::from(request.send_json(body.clone()))
+    }
+
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
         let mut request = ureq::post(&format!("{}{path}", self.api));
         if let Some(token) = token {
@@ -320,6 +340,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: String,
     pub request_id: Option<String>,
+    /// How many items consent withheld (`X-RHIP-Consent-Withheld`).
+    pub withheld: Option<usize>,
     pub text: String,
 }
 
@@ -345,6 +367,7 @@ impl From<Result<ureq::Response, ureq::Error>> for Response {
             status: response.status(),
             content_type: response.content_type().to_string(),
             request_id: response.header("x-request-id").map(str::to_string),
+            withheld: response.header("x-rhip-consent-withheld").and_then(|v| v.parse().ok()),
             text: response.into_string().unwrap(),
         }
     }

@@ -589,6 +589,43 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// One category a resident restricts, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRuleView {
+    /// `mental_health`, `infectious_disease` or `reproductive_health`.
+    pub category: String,
+    /// Kept in the home county: not sent up, withheld at every other node
+    /// except from the facility that recorded it.
+    #[serde(default)]
+    pub leave_home: bool,
+    /// Withheld from clinicians and systems of other facilities than the one
+    /// that recorded it.
+    #[serde(default)]
+    pub other_facilities: bool,
+}
+
+/// `PUT /api/v1/me/consent` body: the whole consent (it replaces the last).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// The categories restricted; an empty list lifts every restriction.
+    pub restrictions: Vec<ConsentRuleView>,
+}
+
+/// A resident's consent as `GET`/`PUT /api/v1/me/consent` answer it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    /// The resident's EMPI id.
+    pub person: String,
+    /// The categories restricted (none: nothing is).
+    pub restrictions: Vec<ConsentRuleView>,
+    /// The categories that can be restricted.
+    pub categories: Vec<String>,
+    /// When the resident last decided (absent: never).
+    pub updated_at: Option<NaiveDateTime>,
+}
+
 /// Tokens answered by login and refresh.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenPair {

@@ -18,6 +18,8 @@ pub enum Permission {
     ReadOwnRecord,
     /// Change one's own password (`/auth/password`).
     ManageOwnAccount,
+    /// Restrict sensitive categories of one's own record (`/api/v1/me/consent`).
+    ManageOwnConsent,
     /// List facilities.
     ReadFacilities,
     /// Register facilities.
@@ -47,7 +49,7 @@ pub fn permits(role: Role, permission: Permission) -> bool {
         ReadPersons | ReadEhr | ReadDocuments => {
             matches!(role, Commission | Clinician | HospitalSystem | Resident)
         }
-        ReadOwnRecord | ManageOwnAccount => matches!(role, Resident),
+        ReadOwnRecord | ManageOwnAccount | ManageOwnConsent => matches!(role, Resident),
         ReadFacilities => matches!(role, Commission | Auditor | NodeAdmin | HospitalSystem | Clinician),
         WriteFacilities => matches!(role, NodeAdmin),
         ReadAudit => matches!(role, Auditor),

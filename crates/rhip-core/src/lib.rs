@@ -13,6 +13,7 @@
 
 mod cipher;
 mod citizen_id;
+mod consent;
 mod facility;
 mod hlc;
 mod json_text;
@@ -26,6 +27,7 @@ mod value_domain;
 
 pub use cipher::{normalize_name, CipherError, FieldCipher};
 pub use citizen_id::{check_against_id, CitizenId, CitizenIdError, Discrepancy};
+pub use consent::{decide as consent_verdict, ConsentCategory, ConsentError, Restrictions, Verdict, Viewer};
 pub use facility::{FacilityCode, FacilityCodeError, FacilityKind, FacilityStatus, FACILITY_CODE_MAX_CHARS};
 pub use hlc::{HlcError, HlcTimestamp, HybridClock, HLC_MAX_LOGICAL, HLC_MAX_WALL_MS};
 pub use json_text::JsonText;

@@ -52,7 +52,7 @@ impl DataClass {
             "ehr_entry" => DataClass::Ehr,
             "encounter" | "document" | "medication" | "diagnosis" | "observation" => DataClass::Emr,
             "facility" => DataClass::Registry,
-            "value_domain" | "issuer_key" | "token_revocation" => DataClass::Reference,
+            "value_domain" | "issuer_key" | "token_revocation" | "consent" => DataClass::Reference,
             "audit_entry" => DataClass::Audit,
             _ => return None,
         })
@@ -193,6 +193,7 @@ mod tests {
             ("audit_entry", DataClass::Audit),
             ("issuer_key", DataClass::Reference),
             ("token_revocation", DataClass::Reference),
+            ("consent", DataClass::Reference),
         ] {
             assert_eq!(DataClass::of(entity), Some(class), "{entity}");
         }

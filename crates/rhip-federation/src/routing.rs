@@ -11,7 +11,8 @@
 //!   when the parent's policy wants the class (bytes only if the parent keeps EMR in
 //!   full); always for facilities (every node above a facility registers it); for
 //!   reference data only toward a region above (a revoked token's issuer), never for
-//!   value domains (they are published from the top).
+//!   value domains (they are published from the top); a resident's consent
+//!   ([`FLOODS`]) climbs always, so it reaches every node wherever it was made.
 //!
 //! Because links form a tree and no change goes back the way it came, every change
 //! reaches each node at most once along one path, and the hops up and down meet at the
@@ -34,6 +35,11 @@ pub struct Links {
     /// The child nodes' regions.
     pub children: Vec<RegionCode>,
 }
+
+/// Reference data that reaches every node of the tree from wherever it is made: a
+/// resident's consent is enforced wherever their records may be, and care may be
+/// recorded in any county.
+pub const FLOODS: [&str; 1] = ["consent"];
 
 /// What routing needs to know about a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +137,7 @@ pub fn route(links: &Links, change: &RouteInfo<'_>, parent_policy: Option<&Reten
         let up = match class {
             // Reference data addressed to a node above (a token revocation goes
             // to the token's issuer) climbs to it; the rest is published from the top.
+            Some(DataClass::Reference) if FLOODS.contains(&change.entity) => Some(true),
             Some(DataClass::Reference) if home.is_some_and(|home| !links.me.contains(&home)) => Some(true),
             Some(DataClass::Reference) => None,
             Some(DataClass::Registry) => Some(true),
@@ -211,6 +218,14 @@ mod tests {
         // A national token logged out at Xihu: revoked up to national and down everywhere.
         let revoked = walk(&nodes, "token_revocation", Some("000000"), "330106");
         let reached: BTreeSet<&str> = revoked.iter().map(|(_, to, _)| to.as_str()).collect();
+        assert_eq!(reached, BTreeSet::from(["000000", "330000", "330100", "330108", "440000", "440100", "440106"]));
+    }
+
+    #[test]
+    fn a_consent_reaches_every_node_once() {
+        let nodes = demo();
+        let walked = walk(&nodes, "consent", Some("330106"), "330106");
+        let reached: BTreeSet<&str> = walked.iter().map(|(_, to, _)| to.as_str()).collect();
         assert_eq!(reached, BTreeSet::from(["000000", "330000", "330100", "330108", "440000", "440100", "440106"]));
     }
 

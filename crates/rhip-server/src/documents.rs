@@ -556,19 +556,21 @@ fn medication_input(medication: &rhip_store::MedicationRecord) -> rhip_cda::writ
     }
 }
 
-/// The EHR summary (`EHR90`) of a person from what this node stores.
+/// The EHR summary (`EHR90`) of a person from what this node stores and
+/// the reader's consent lens shows.
 pub fn summary_xml(
     tx: &mut Tx<'_>,
     person: &PersonRecord,
     node: RegionCode,
     node_name: &str,
+    lens: &crate::consent::Lens,
 ) -> Result<Vec<u8>, StoreError> {
-    let diagnoses = tx.diagnoses_for(&person.id)?;
-    let encounters = tx.encounters_for(&person.id)?;
-    let observations = tx.observations_for(&person.id, 500)?;
-    let medications = tx.medications_for(&person.id)?;
-    let immunizations = tx
-        .ehr_entries_for(&person.id, 1000)?
+    let diagnoses = lens.diagnoses(tx.diagnoses_for(&person.id)?);
+    let encounters = lens.encounters(tx.encounters_for(&person.id)?);
+    let observations = lens.observations(tx.observations_for(&person.id, 500)?);
+    let medications = lens.medications(tx.medications_for(&person.id)?);
+    let immunizations = lens
+        .ehr_entries(tx.ehr_entries_for(&person.id, 1000)?)
         .into_iter()
         .filter(|entry| entry.kind == EhrEntryKind::Immunization.as_str())
         .collect::<Vec<_>>();

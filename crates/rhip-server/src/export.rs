@@ -12,13 +12,13 @@
 //! the caller: renamed into place or streamed. The audit entry is one per
 //! export, with the counts and the file's SHA-256, and no identifier.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use chrono::Utc;
 use rhip_auth::DataKeyRing;
-use rhip_core::RegionCode;
+use rhip_core::{ConsentCategory, RegionCode, Restrictions};
 use rhip_deid::{
     Census, Checker, ContentFilter, Diagnosis, Encounter, ExportHeader, HeaderFacts, LabResult, QuasiIdentifiers,
     Service, SourceContent, K, PSEUDONYM_DOMAIN,
@@ -131,7 +131,7 @@ fn export_in(
         }
     }
     let mut plan = census.plan(request.k);
-    let header = plan.header(&HeaderFacts { node_region: tx.node_region() }, filter);
+    let header = plan.header(&HeaderFacts { node_region: tx.node_region() }, &WithConsent(filter));
     writeln!(out, "{}", header.to_line()?)?;
     let pseudonym = |empi_id: &str| keys.blind_index(PSEUDONYM_DOMAIN, empi_id);
     let mut after: Option<String> = None;
@@ -139,7 +139,9 @@ fn export_in(
         let page = tx.export_persons(&scope, after.as_deref(), PAGE)?;
         let wanted: Vec<String> =
             page.iter().filter(|person| plan.is_exported(&quasi(person))).map(|person| person.id.clone()).collect();
-        let mut contents = contents(tx.export_clinical(&wanted)?);
+        let mut clinical = tx.export_clinical(&wanted)?;
+        withhold_by_consent(&mut clinical, &tx.restricted_among(&wanted, Restrictions::any)?);
+        let mut contents = contents(clinical);
         for person in &page {
             let content = contents.remove(&person.id).unwrap_or_default();
             if let Some(record) = plan.record(&person.id, &quasi(person), content, &pseudonym, filter) {
@@ -160,6 +162,48 @@ fn export_in(
     }
     out.flush()?;
     Ok(header)
+}
+
+/// The header's statement of what was removed: the caller's filter and,
+/// always, the residents' consent.
+struct WithConsent<'a>(&'a dyn ContentFilter);
+
+impl ContentFilter for WithConsent<'_> {
+    fn describe(&self) -> String {
+        let consent = "encounters in a category the resident restricted (consent), with their diagnoses, results \
+                       and EHR entries, withheld";
+        match self.0.describe().as_str() {
+            "none" => consent.to_string(),
+            other => format!("{other}; {consent}"),
+        }
+    }
+
+    fn filter(&self, content: &mut rhip_deid::RecordContent) {
+        self.0.filter(content);
+    }
+}
+
+/// Removes from a page's rows what residents restricted: an export leaves the
+/// platform, so either restriction keeps the category out. An encounter goes
+/// with all its diagnoses, results and EHR entries.
+fn withhold_by_consent(rows: &mut ExportClinical, restricted: &HashMap<String, BTreeSet<ConsentCategory>>) {
+    if restricted.is_empty() {
+        return;
+    }
+    let withheld: HashSet<String> = rows
+        .diagnoses
+        .iter()
+        .filter(|d| {
+            ConsentCategory::of_diagnosis(&d.code_system, &d.code)
+                .is_some_and(|category| restricted.get(&d.person_id).is_some_and(|set| set.contains(&category)))
+        })
+        .map(|d| d.encounter_id.clone())
+        .collect();
+    let kept = |encounter: &Option<String>| !encounter.as_ref().is_some_and(|e| withheld.contains(e));
+    rows.encounters.retain(|e| !withheld.contains(&e.id));
+    rows.diagnoses.retain(|d| !withheld.contains(&d.encounter_id));
+    rows.observations.retain(|o| kept(&o.encounter_id));
+    rows.ehr_entries.retain(|e| kept(&e.encounter_id));
 }
 
 /// A stored person's quasi-identifiers.

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod audit_chain;
 pub mod blocking;
+pub mod consent;
 pub mod documents;
 pub mod error;
 pub mod export;

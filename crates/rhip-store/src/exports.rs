@@ -76,6 +76,8 @@ pub struct ExportObservationRow {
     pub observed_at: Option<NaiveDateTime>,
     /// Abnormal flag.
     pub abnormal_flag: Option<String>,
+    /// Its encounter, for consent.
+    pub encounter_id: Option<String>,
 }
 
 /// An EHR entry as an export sees it.
@@ -87,6 +89,8 @@ pub struct ExportEhrRow {
     pub kind: String,
     /// When it happened.
     pub occurred_at: NaiveDateTime,
+    /// Its encounter, for consent.
+    pub encounter_id: Option<String>,
 }
 
 /// The clinical rows of a page of persons, each list ordered by person.
@@ -180,13 +184,14 @@ impl Tx<'_> {
                 observations::code,
                 observations::observed_at,
                 observations::abnormal_flag,
+                observations::encounter_id,
             ))
             .order((observations::person_id, observations::id))
             .load(self.conn)?;
         let ehr_entries = ehr_entries::table
             .filter(ehr_entries::person_id.eq_any(person_ids))
             .filter(ehr_entries::kind.ne_all(["encounter", "lab_report"]))
-            .select((ehr_entries::person_id, ehr_entries::kind, ehr_entries::occurred_at))
+            .select((ehr_entries::person_id, ehr_entries::kind, ehr_entries::occurred_at, ehr_entries::encounter_id))
             .order((ehr_entries::person_id, ehr_entries::id))
             .load(self.conn)?;
         Ok(ExportClinical { encounters, diagnoses, observations, ehr_entries })

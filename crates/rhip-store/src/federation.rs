@@ -328,7 +328,7 @@ fn decode_hlc(text: &str) -> Option<HlcTimestamp> {
 
 /// Whether a change stamped `incoming` should replace a row stamped
 /// `stored` (strictly newer; an unreadable stored stamp always loses).
-fn newer(incoming: &str, stored: &str) -> bool {
+pub(crate) fn newer(incoming: &str, stored: &str) -> bool {
     match (decode_hlc(incoming), decode_hlc(stored)) {
         (Some(incoming), Some(stored)) => incoming > stored,
         (Some(_), None) => true,
@@ -1000,6 +1000,7 @@ impl Tx<'_> {
                 self.store_value_domain(&version).map_err(Refusal::from)
             }
             ("audit_entry", "create") => self.apply_audit_entry(change),
+            ("consent", "set") => Ok(self.apply_consent(&Self::remote_payload(change)?)?),
             ("issuer_key", "publish") => self.apply_issuer_key(change, from_peer),
             ("token_revocation", "revoke") => {
                 let revocation: crate::TokenRevocation = Self::remote_payload(change)?;
@@ -1141,6 +1142,8 @@ impl Tx<'_> {
                             person_aliases::created_at.eq(crate::now()),
                         ))
                         .execute(self.conn)?;
+                    // The resident's consent must follow the new id to the node that gave it.
+                    self.republish_consent(&local)?;
                     local
                 }
                 None => return self.insert_remote_person(change, &person),

@@ -22,6 +22,7 @@ mod audit_chain;
 mod changes;
 mod checkpoint;
 mod conn;
+mod consent;
 mod crypt;
 mod details;
 mod documents;
@@ -50,6 +51,7 @@ pub use audit_chain::{
 };
 pub use changes::ChangeRecord;
 pub use conn::{Backend, DatabaseUrl, DbConn, Manager, Pool, PooledConn};
+pub use consent::{ConsentRecord, SensitiveItem};
 pub use crypt::{
     bytes_key_id, text_key_id, Field, KeyUsage, ReencryptBatch, RowKey, ENCRYPTED_COLUMNS, ENCRYPTED_TABLES,
 };

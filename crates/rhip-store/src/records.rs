@@ -199,7 +199,9 @@ impl Tx<'_> {
             .load(self.conn)?)
     }
 
-    pub(crate) fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
+    /// A person's home region (remembered for the transaction), for
+    /// decisions that depend on where the person lives.
+    pub fn home_region_of(&mut self, person_id: &str) -> Result<String, StoreError> {
         use crate::schema::persons;
         if let Some(home) = self.memo.home_regions.get(person_id) {
             return Ok(home.clone());

@@ -370,6 +370,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Residents' consent, by the home node's EMPI id.
+    person_consents (person_id) {
+        person_id -> Text,
+        home_region -> Text,
+        rules -> Text,
+        hlc -> Text,
+        origin_region -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The ids a consent's person is known by.
+    consent_subjects (subject_id) {
+        subject_id -> Text,
+        person_id -> Text,
+    }
+}
+
+diesel::table! {
     /// Linking decisions left to a person.
     review_queue (id) {
         id -> Text,
@@ -621,4 +641,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     revoked_tokens,
     issuer_keys,
+    person_consents,
+    consent_subjects,
 );

@@ -57,6 +57,45 @@ pub enum FetchError {
     /// A link on the way failed.
     #[error("{0}")]
     Unreachable(String),
+    /// The holder withholds the document by the resident's consent.
+    #[error("{0}")]
+    Withheld(String),
+}
+
+/// The problem code with which a holder refuses a fetch by consent.
+pub const CONSENT_WITHHELD: &str = "consent_withheld";
+
+/// The user a node fetches a document for, as the holder needs to know them:
+/// for its audit, and to apply the resident's consent to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnBehalfOf {
+    /// Who, in one line (`role subject@node`).
+    pub user: String,
+    /// The user's facility, when they are a clinician or hospital system.
+    pub facility: Option<String>,
+    /// The reason given, when a clinician broke the glass.
+    pub break_glass: Option<String>,
+    /// The region of the node the user asked (where the bytes will be shown).
+    pub node: Option<RegionCode>,
+}
+
+impl OnBehalfOf {
+    /// The viewer consent sees: staff of a facility, or an authority.
+    pub fn viewer(&self) -> rhip_core::Viewer {
+        match &self.facility {
+            Some(facility) => {
+                rhip_core::Viewer::Staff { facility: facility.clone(), break_glass: self.break_glass.is_some() }
+            }
+            None => rhip_core::Viewer::Authority,
+        }
+    }
+
+    /// Whether the bytes will be shown at the home county node of a person
+    /// living in `home_region`: the asking node is that county's (or, for a
+    /// county without a node, no node is taken as home: consent is kept).
+    pub fn at_home(&self, home_region: &str) -> bool {
+        self.node.is_some_and(|node| node.as_str() == home_region)
+    }
 }
 
 /// The answer to a pushed batch.
@@ -250,7 +289,7 @@ impl FederationContext {
         &self,
         id: &str,
         holder: RegionCode,
-        on_behalf_of: &str,
+        on_behalf_of: &OnBehalfOf,
         hops: u32,
         not_via: Option<RegionCode>,
     ) -> Result<Vec<u8>, FetchError> {
@@ -264,12 +303,21 @@ impl FederationContext {
             .agents
             .get(&peer.region)
             .ok_or_else(|| FetchError::Unreachable(format!("no link to {}", peer.region)))?;
-        let answer = agent
+        let mut request = agent
             .get(&format!("{}/federation/v1/documents/{id}", peer.url))
             .set("x-rhip-holder", holder.as_str())
-            .set("x-rhip-on-behalf-of", on_behalf_of)
-            .set("x-rhip-hops", &(hops + 1).to_string())
-            .call();
+            .set("x-rhip-on-behalf-of", &on_behalf_of.user)
+            .set("x-rhip-hops", &(hops + 1).to_string());
+        if let Some(facility) = &on_behalf_of.facility {
+            request = request.set("x-rhip-facility", facility);
+        }
+        if let Some(reason) = &on_behalf_of.break_glass {
+            request = request.set("x-rhip-break-glass", reason);
+        }
+        if let Some(node) = &on_behalf_of.node {
+            request = request.set("x-rhip-requester", node.as_str());
+        }
+        let answer = request.call();
         match answer {
             Ok(response) => {
                 let mut bytes = Vec::new();
@@ -282,6 +330,14 @@ impl FederationContext {
                 let body: serde_json::Value = response.into_json().unwrap_or_default();
                 Err(FetchError::NotFound(body["detail"].as_str().unwrap_or("not found").to_string()))
             }
+            Err(ureq::Error::Status(403, response)) => {
+                let body: serde_json::Value = response.into_json().unwrap_or_default();
+                let detail = body["detail"].as_str().unwrap_or_default().to_string();
+                match body["code"].as_str() {
+                    Some(CONSENT_WITHHELD) => Err(FetchError::Withheld(detail)),
+                    _ => Err(FetchError::Unreachable(format!("{} refused the fetch of {id}: {detail}", peer.region))),
+                }
+            }
             Err(ureq::Error::Status(status, _)) => {
                 Err(FetchError::Unreachable(format!("{} answered {status} for document {id}", peer.region)))
             }
@@ -290,13 +346,14 @@ impl FederationContext {
     }
 
     /// Serves a peer's fetch: the bytes if held here, else the next hop's
-    /// answer. Audited as a read on behalf of the named user.
+    /// answer. Audited as a read on behalf of the named user; the holder
+    /// applies the resident's consent to that user, as for a read of its own.
     pub fn serve_document(
         &self,
         peer: RegionCode,
         id: &str,
         holder: Option<RegionCode>,
-        on_behalf_of: &str,
+        on_behalf_of: &OnBehalfOf,
         hops: u32,
     ) -> Result<Vec<u8>, FetchError> {
         let local = self.store.write(|tx| {
@@ -307,22 +364,41 @@ impl FederationContext {
             };
             let holder_here = tx.document_holder(id)?;
             let person = tx.document_person(id)?;
-            tx.append_audit(&NewAuditEntry {
+            let mut entry = NewAuditEntry {
                 actor: format!("node:{peer}"),
                 actor_region: Some(peer.to_string()),
+                facility_code: on_behalf_of.facility.clone(),
                 action: "federated_read".into(),
                 resource_type: "document".into(),
                 resource_id: Some(id.to_string()),
-                person_id: person,
+                person_id: person.clone(),
+                purpose: on_behalf_of.break_glass.as_ref().map(|reason| format!("break_glass: {reason}")),
                 outcome: if content.is_some() { "success" } else { "forwarded" }.into(),
-                detail: Some(format!("on behalf of {on_behalf_of}")),
+                detail: Some(format!("on behalf of {}", on_behalf_of.user)),
                 ..NewAuditEntry::default()
-            })?;
-            Ok((content, holder_here))
+            };
+            let mut withheld = false;
+            if let (Some(_), Some(person), rhip_store::Access::Granted(record)) =
+                (&content, &person, tx.get_document(&rhip_store::Scope::Node, id)?)
+            {
+                let at_home = on_behalf_of.at_home(&tx.home_region_of(person)?);
+                let lens = crate::consent::Lens::read(tx, person, &on_behalf_of.viewer(), at_home)?;
+                if let Some(note) = lens.audit_note() {
+                    entry.detail = Some(format!("on behalf of {}; {note}", on_behalf_of.user));
+                }
+                if !lens.shows_document(&record) {
+                    withheld = true;
+                    entry.outcome = "denied".into();
+                    entry.http_status = Some(403);
+                }
+            }
+            tx.append_audit(&entry)?;
+            Ok((if withheld { None } else { content }, holder_here, withheld))
         });
         match local {
-            Ok((Some(bytes), _)) => Ok(bytes),
-            Ok((None, holder_here)) => {
+            Ok((_, _, true)) => Err(FetchError::Withheld(crate::consent::withheld_error("document").to_string())),
+            Ok((Some(bytes), _, _)) => Ok(bytes),
+            Ok((None, holder_here, _)) => {
                 let holder = holder_here.and_then(|h| RegionCode::parse(&h).ok()).or(holder).ok_or_else(|| {
                     FetchError::NotFound(format!("document {id} is not held at {} and names no holder", self.me))
                 })?;

@@ -171,7 +171,12 @@ async fn document(
     }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let holder = header("x-rhip-holder").and_then(|h| RegionCode::parse(&h).ok());
-    let on_behalf_of = header("x-rhip-on-behalf-of").unwrap_or_else(|| format!("node:{peer}"));
+    let on_behalf_of = super::context::OnBehalfOf {
+        user: header("x-rhip-on-behalf-of").unwrap_or_else(|| format!("node:{peer}")),
+        facility: header("x-rhip-facility").filter(|f| !f.is_empty()),
+        break_glass: header("x-rhip-break-glass").filter(|r| !r.trim().is_empty()),
+        node: header("x-rhip-requester").and_then(|r| RegionCode::parse(&r).ok()),
+    };
     let hops = header("x-rhip-hops").and_then(|h| h.parse::<u32>().ok()).unwrap_or(1);
     let context = context.into_inner();
     let answer =
@@ -183,6 +188,9 @@ async fn document(
         }
         Ok(Err(super::context::FetchError::Unreachable(detail))) => {
             problem(StatusCode::BAD_GATEWAY, "unreachable", detail, serde_json::json!({}))
+        }
+        Ok(Err(super::context::FetchError::Withheld(detail))) => {
+            problem(StatusCode::FORBIDDEN, super::context::CONSENT_WITHHELD, detail, serde_json::json!({}))
         }
         Err(error) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,

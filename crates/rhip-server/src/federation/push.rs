@@ -313,8 +313,13 @@ impl Pusher {
             let link = tx.link(peer_code)?.ok_or_else(|| StoreError::NotFound(format!("link {peer_code}")))?;
             let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
             let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
+            // Residents' consent: what they keep in the home county does not go up.
+            let kept_home = match peer.direction {
+                Direction::Parent => tx.kept_at_home(&changes, |home| rhip_federation::is_destination(&links, home))?,
+                Direction::Child => Default::default(),
+            };
             let mut wire = Vec::with_capacity(changes.len());
-            for change in &changes {
+            for change in changes.iter().filter(|c| !kept_home.contains(&c.seq)) {
                 let info = RouteInfo {
                     entity: &change.entity,
                     home_region: change.home_region.as_deref(),

@@ -4,6 +4,7 @@
 //! `GET /api/v1/encounters/{id}/document.xml` (a generated EMR document).
 
 use crate::blocking::in_transaction;
+use crate::consent;
 use crate::documents;
 use crate::error::ApiError;
 use crate::federation::context::FetchError;
@@ -187,19 +188,33 @@ pub async fn get(
         .is_some_and(|accept| accept.contains("application/xml") || accept.contains("text/xml"));
     state.metrics.audit_entries.inc();
     let federated = state.federation.is_some();
-    let on_behalf_of = principal.describe();
+    let on_behalf_of = consent::on_behalf_of(&principal, state.region);
+    let (home, viewer) = (consent::Home::of(&state), consent::viewer(&principal));
     let (record, content) = in_transaction(&state, move |tx| {
         let mut entry = principal.audit("read", "document", "success");
         entry.resource_id = Some(id.clone());
         match tx.get_document(&scope, &id)? {
             Access::Granted(record) => {
                 entry.person_id = record.person_id.clone();
+                if let Some(person) = record.person_id.clone() {
+                    let at_home = home.is_home(&tx.home_region_of(&person)?);
+                    let lens = consent::Lens::read(tx, &person, &viewer, at_home)?;
+                    entry.detail = lens.audit_note();
+                    if !lens.shows_document(&record) {
+                        entry.outcome = "denied".into();
+                        entry.http_status = Some(403);
+                        tx.append_audit(&entry)?;
+                        return Ok(Err(consent::withheld_error("document")));
+                    }
+                }
                 let content = if want_xml {
                     match tx.document_content(&id) {
                         Ok(bytes) => Some(Content::Here(bytes)),
                         Err(StoreError::NotFound(message)) => match tx.document_holder(&id)? {
                             Some(holder) if federated => {
-                                entry.detail = Some(format!("bytes fetched from {holder} over the federation"));
+                                let fetched = format!("bytes fetched from {holder} over the federation");
+                                entry.detail =
+                                    Some(entry.detail.take().map_or(fetched.clone(), |d| format!("{d}; {fetched}")));
                                 Some(Content::At(holder))
                             }
                             _ => return Err(StoreError::NotFound(message)),
@@ -239,6 +254,7 @@ pub async fn get(
             match fetched {
                 Ok(bytes) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
                 Err(FetchError::NotFound(detail)) => Err(ApiError::NotFound(detail)),
+                Err(FetchError::Withheld(detail)) => Err(ApiError::Forbidden(detail)),
                 Err(FetchError::Unreachable(detail)) => Err(ApiError::Unavailable(format!(
                     "the bytes of document {} are held at {holder}, which cannot be reached now: {detail}",
                     record.id
@@ -267,16 +283,16 @@ pub async fn summary(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (node, name) = (state.region, state.name.clone());
-    let (_, xml) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "summary", move |tx, _, id| {
+    let (_, xml, withheld) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "summary", move |tx, _, id, lens| {
             let person = match tx.get_person(&rhip_store::Scope::Node, id)? {
                 Access::Granted(person) => person,
                 _ => return Err(rhip_store::StoreError::NotFound(format!("person {id}"))),
             };
-            documents::summary_xml(tx, &person, node, &name)
+            documents::summary_xml(tx, &person, node, &name, lens)
         })
         .await?;
-    Ok(HttpResponse::Ok().content_type(XML).body(xml))
+    Ok(consent::respond(withheld).content_type(XML).body(xml))
 }
 
 /// The WS/T 500 EMR document of one encounter, generated from stored data.
@@ -297,15 +313,19 @@ pub async fn encounter_document(
     let lookup = id.clone();
     let person = in_transaction(&state, move |tx| Ok(Ok(tx.encounter_by_id(&lookup)?.map(|e| e.person_id)))).await?;
     let Some(person) = person else { return Err(ApiError::NotFound(format!("no encounter {id}"))) };
-    let (_, xml) =
-        read_person(&state, principal, person, Permission::ReadEhr, "encounter_document", move |tx, _, _| {
+    let (_, xml, _) =
+        read_person(&state, principal, person, Permission::ReadEhr, "encounter_document", move |tx, _, _, lens| {
+            if !lens.shows_encounter(&id) {
+                lens.refuse();
+                return Ok(None);
+            }
             let encounter = tx.encounter_by_id(&id)?.ok_or_else(|| rhip_store::StoreError::NotFound(id.clone()))?;
             let person = match tx.get_person(&rhip_store::Scope::Node, &encounter.person_id)? {
                 Access::Granted(person) => person,
                 _ => return Err(rhip_store::StoreError::NotFound(format!("person {}", encounter.person_id))),
             };
-            documents::encounter_xml(tx, &person, &encounter)
+            documents::encounter_xml(tx, &person, &encounter).map(Some)
         })
         .await?;
-    Ok(HttpResponse::Ok().content_type(XML).body(xml))
+    Ok(HttpResponse::Ok().content_type(XML).body(xml.unwrap_or_default()))
 }

@@ -60,6 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me", web::get().to(me::me))
                 .route("/me/ehr", web::get().to(me::ehr))
                 .route("/me/documents", web::get().to(me::documents))
-                .route("/me/access-log", web::get().to(me::access_log)),
+                .route("/me/access-log", web::get().to(me::access_log))
+                .route("/me/consent", web::get().to(me::consent))
+                .route("/me/consent", web::put().to(me::set_consent)),
         );
 }

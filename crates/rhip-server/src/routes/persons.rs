@@ -1,6 +1,7 @@
 //! `GET /api/v1/persons…`: the demographic index, scoped to the caller.
 
 use crate::blocking::in_transaction;
+use crate::consent::{self, Home, Lens};
 use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -150,8 +151,8 @@ pub async fn get(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (person, (contacts, coverages)) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "person", |tx, scope, id| {
+    let (person, (contacts, coverages), _) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "person", |tx, scope, id, _| {
             let ids = [id.to_string()];
             Ok((tx.contacts_of(scope, &ids)?, tx.coverages_of(scope, &ids)?))
         })
@@ -171,11 +172,13 @@ pub async fn ehr(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, entries) = read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "ehr", |tx, _, id| {
-        tx.ehr_entries_for(id, 1000)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(ItemList { items: entries.into_iter().map(views::ehr_entry).collect(), next: None }))
+    let (_, entries, withheld) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "ehr", |tx, _, id, lens| {
+            Ok(lens.ehr_entries(tx.ehr_entries_for(id, 1000)?))
+        })
+        .await?;
+    let items = entries.into_iter().map(views::ehr_entry).collect();
+    Ok(consent::respond(withheld).json(ItemList { items, next: None }))
 }
 
 /// Filters of a person's document list.
@@ -221,12 +224,17 @@ pub async fn documents(
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
-    let (_, documents) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadDocuments, "documents", move |tx, _, id| {
-            tx.find_documents(id, &query)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(ItemList { items: documents.into_iter().map(views::document).collect(), next: None }))
+    let (_, documents, withheld) = read_person(
+        &state,
+        principal,
+        path.into_inner(),
+        Permission::ReadDocuments,
+        "documents",
+        move |tx, _, id, lens| Ok(lens.documents(tx.find_documents(id, &query)?)),
+    )
+    .await?;
+    let items = documents.into_iter().map(views::document).collect();
+    Ok(consent::respond(withheld).json(ItemList { items, next: None }))
 }
 
 /// A person's allergies, by allergen code.
@@ -240,16 +248,19 @@ pub async fn allergies(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, allergies) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "allergies", |tx, scope, id| {
+    let (_, allergies, _) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "allergies", |tx, scope, id, _| {
             tx.allergies_of(scope, id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ItemList { items: allergies.into_iter().map(views::allergy).collect(), next: None }))
 }
 
-/// Reads one person and something of theirs under the caller's scope (which
-/// `then` gets, to read under it too), and audits the outcome (success, denied or not found) in the same transaction.
+/// Reads one person and something of theirs under the caller's scope and
+/// through the person's consent (which `then` gets, to read under and filter
+/// by too), and audits the outcome (success, denied or not found, and what
+/// consent withheld or a broken glass overrode) in the same transaction.
+/// Also answers how many items consent withheld.
 pub(crate) async fn read_person<T, F>(
     state: &AppState,
     principal: Principal,
@@ -257,10 +268,10 @@ pub(crate) async fn read_person<T, F>(
     permission: Permission,
     resource_type: &'static str,
     then: F,
-) -> Result<(PersonRecord, T), ApiError>
+) -> Result<(PersonRecord, T, usize), ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Tx<'_>, &Scope, &str) -> Result<T, rhip_store::StoreError> + Send + 'static,
+    F: FnOnce(&mut Tx<'_>, &Scope, &str, &Lens) -> Result<T, rhip_store::StoreError> + Send + 'static,
 {
     if let Err(denied) = principal.require(permission) {
         return Err(deny_now(state, &principal, resource_type, Some(empi_id), &denied.to_string()).await);
@@ -273,15 +284,24 @@ where
         Err(denied) => return Err(deny_now(state, &principal, resource_type, Some(empi_id), &denied.to_string()).await),
     };
     state.metrics.audit_entries.inc();
+    let (home, viewer) = (Home::of(state), consent::viewer(&principal));
     in_transaction(state, move |tx| {
         let mut entry = principal.audit("read", resource_type, "success");
         entry.resource_id = Some(empi_id.clone());
         match tx.get_person(&scope, &empi_id)? {
             Access::Granted(person) => {
-                let extra = then(tx, &scope, &person.id)?;
+                let lens = Lens::read(tx, &person.id, &viewer, home.is_home(&person.home_region))?;
+                let extra = then(tx, &scope, &person.id, &lens)?;
                 entry.person_id = Some(person.id.clone());
+                entry.detail = lens.audit_note();
+                if lens.refused() {
+                    entry.outcome = "denied".into();
+                    entry.http_status = Some(403);
+                    tx.append_audit(&entry)?;
+                    return Ok(Err(consent::withheld_error(resource_type)));
+                }
                 tx.append_audit(&entry)?;
-                Ok(Ok((person, extra)))
+                Ok(Ok((person, extra, lens.withheld_count())))
             }
             Access::OutOfScope => {
                 entry.outcome = "denied".into();
@@ -340,13 +360,13 @@ pub async fn encounters(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, (encounters, diagnoses)) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "encounters", |tx, _, id| {
-            Ok((tx.encounters_for(id)?, tx.diagnoses_for(id)?))
+    let (_, (encounters, diagnoses), withheld) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "encounters", |tx, _, id, lens| {
+            Ok((lens.encounters(tx.encounters_for(id)?), lens.diagnoses(tx.diagnoses_for(id)?)))
         })
         .await?;
     let items = encounters.into_iter().map(|e| views::encounter(e, &diagnoses)).collect();
-    Ok(HttpResponse::Ok().json(ItemList { items, next: None }))
+    Ok(consent::respond(withheld).json(ItemList { items, next: None }))
 }
 
 /// A person's lab and exam results, newest first.
@@ -360,13 +380,13 @@ pub async fn observations(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, observations) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "observations", |tx, _, id| {
-            tx.observations_for(id, 1000)
+    let (_, observations, withheld) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadEhr, "observations", |tx, _, id, lens| {
+            Ok(lens.observations(tx.observations_for(id, 1000)?))
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(ItemList { items: observations.into_iter().map(views::observation).collect(), next: None }))
+    let items = observations.into_iter().map(views::observation).collect();
+    Ok(consent::respond(withheld).json(ItemList { items, next: None }))
 }
 
 /// Merges a person took part in, newest first.
@@ -380,8 +400,8 @@ pub async fn merges(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, merges) =
-        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "merges", |tx, _, id| {
+    let (_, merges, _) =
+        read_person(&state, principal, path.into_inner(), Permission::ReadPersons, "merges", |tx, _, id, _| {
             tx.merges_of(id)
         })
         .await?;

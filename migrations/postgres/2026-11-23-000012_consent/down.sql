@@ -1,0 +1,2 @@
+DROP TABLE consent_subjects;
+DROP TABLE person_consents;
