@@ -12,6 +12,7 @@ mod consent;
 mod documents;
 mod encryption;
 mod exports;
+mod fed_consent;
 mod fed_exchange;
 mod fed_retry;
 mod fed_security;

@@ -64,7 +64,9 @@ impl Principal {
     pub fn scope(&self) -> Result<Scope, ApiError> {
         let out_of_region = || ApiError::Forbidden("token's region lies outside this node's jurisdiction".into());
         match (self.claims.role, &self.break_glass) {
-            (Role::Clinician, Some(_)) => return Ok(Scope::Region(self.node_region)),
+            // Everything this node holds: the patient in front of an emergency
+            // clinician may live anywhere (a visitor from another province).
+            (Role::Clinician, Some(_)) => return Ok(Scope::Node),
             (role, Some(_)) => {
                 return Err(ApiError::Forbidden(format!(
                     "only clinicians may break the glass ({BREAK_GLASS_HEADER}); role {role} may not"
