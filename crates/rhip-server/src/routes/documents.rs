@@ -190,6 +190,7 @@ pub async fn get(
     let federated = state.federation.is_some();
     let on_behalf_of = consent::on_behalf_of(&principal, state.region);
     let (home, viewer) = (consent::Home::of(&state), consent::viewer(&principal));
+    let mut held_back = principal.audit("read", "document", "denied");
     let (record, content) = in_transaction(&state, move |tx| {
         let mut entry = principal.audit("read", "document", "success");
         entry.resource_id = Some(id.clone());
@@ -254,7 +255,15 @@ pub async fn get(
             match fetched {
                 Ok(bytes) => Ok(HttpResponse::Ok().content_type(XML).body(bytes)),
                 Err(FetchError::NotFound(detail)) => Err(ApiError::NotFound(detail)),
-                Err(FetchError::Withheld(detail)) => Err(ApiError::Forbidden(detail)),
+                Err(FetchError::Withheld(detail)) => {
+                    // The read was audited as a fetch; its refusal by the holder is audited too.
+                    held_back.resource_id = Some(record.id.clone());
+                    held_back.person_id = record.person_id.clone();
+                    held_back.detail =
+                        Some(format!("the holder {holder} withheld the bytes by the resident's consent"));
+                    in_transaction(&state, move |tx| Ok(Ok(tx.append_audit(&held_back)?))).await?;
+                    Err(ApiError::Forbidden(detail))
+                }
                 Err(FetchError::Unreachable(detail)) => Err(ApiError::Unavailable(format!(
                     "the bytes of document {} are held at {holder}, which cannot be reached now: {detail}",
                     record.id
