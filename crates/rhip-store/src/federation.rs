@@ -36,7 +36,7 @@ use crate::{
 };
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use rhip_core::HlcTimestamp;
+use rhip_core::{HlcTimestamp, Identifier};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -1255,7 +1255,25 @@ impl Tx<'_> {
         };
         diesel::insert_into(persons::table).values(&self.seal_person_row(row.clone())?).execute(self.conn)?;
         self.remember_home_region(&row.id, &row.home_region);
-        self.add_remote_identifiers(&row.id, person)
+        // `same_person_here` found none of these identifiers: they are free.
+        for identifier in &person.identifiers {
+            self.insert_remote_identifier(&row.id, identifier)?;
+        }
+        Ok(())
+    }
+
+    fn insert_remote_identifier(&mut self, local: &str, identifier: &Identifier) -> Result<(), StoreError> {
+        diesel::insert_into(person_identifiers::table)
+            .values((
+                person_identifiers::id.eq(rhip_core::new_id().to_string()),
+                person_identifiers::person_id.eq(local),
+                person_identifiers::system.eq(&identifier.system),
+                person_identifiers::value.eq(&identifier.value),
+                person_identifiers::type_code.eq(&identifier.type_code),
+                person_identifiers::created_at.eq(crate::now()),
+            ))
+            .execute(self.conn)?;
+        Ok(())
     }
 
     /// Adds the identifiers of a remote person that the local one lacks;
@@ -1279,18 +1297,7 @@ impl Tx<'_> {
                         self.node_region()
                     ))
                 }
-                None => {
-                    diesel::insert_into(person_identifiers::table)
-                        .values((
-                            person_identifiers::id.eq(rhip_core::new_id().to_string()),
-                            person_identifiers::person_id.eq(local),
-                            person_identifiers::system.eq(&identifier.system),
-                            person_identifiers::value.eq(&identifier.value),
-                            person_identifiers::type_code.eq(&identifier.type_code),
-                            person_identifiers::created_at.eq(crate::now()),
-                        ))
-                        .execute(self.conn)?;
-                }
+                None => self.insert_remote_identifier(local, identifier)?,
             }
         }
         Ok(())
