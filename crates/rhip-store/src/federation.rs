@@ -540,6 +540,12 @@ impl Tx<'_> {
         batch.map(|batch| self.open_batch(batch)).transpose()
     }
 
+    /// The digest of one outbound batch, without reading its payload (the
+    /// next batch chains to it).
+    pub fn outbound_digest(&mut self, peer: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(fed_batches_out::table.find((peer, seq)).select(fed_batches_out::digest).get_result(self.conn).optional()?)
+    }
+
     /// Opens a kept batch's sealed payload (byte-identical to what was cut).
     fn open_batch(&self, batch: OutboundBatch) -> Result<OutboundBatch, StoreError> {
         let payload = self.crypt().open_bytes(crate::crypt::BATCH_PAYLOAD, &batch.payload)?;
@@ -595,6 +601,70 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         Ok(acked)
+    }
+
+    /// Records that batch `seq` was sent and acknowledged by a valid receipt
+    /// (which names `parked` changes parked at the peer): what
+    /// [`Tx::mark_batch_sent`], [`Tx::note_link_sent`], [`Tx::ack_batches`]
+    /// and [`Tx::note_parked_at_peer`] do together, but rewriting the
+    /// batch's row, which holds its whole payload, once instead of four
+    /// times. Returns how many batches it newly acknowledged.
+    pub fn acknowledge_sent_batch(
+        &mut self,
+        peer: &str,
+        seq: i64,
+        digest: &str,
+        receipt: &str,
+        parked: i64,
+    ) -> Result<usize, StoreError> {
+        let now = crate::now();
+        let was_acked: Option<Option<NaiveDateTime>> = fed_batches_out::table
+            .find((peer, seq))
+            .select(fed_batches_out::acked_at)
+            .get_result(self.conn)
+            .optional()?;
+        let Some(was_acked) = was_acked else {
+            return Err(StoreError::NotFound(format!("batch {seq} to {peer}")));
+        };
+        let earlier = diesel::update(
+            fed_batches_out::table
+                .filter(fed_batches_out::peer_region.eq(peer))
+                .filter(fed_batches_out::seq.lt(seq))
+                .filter(fed_batches_out::acked_at.is_null()),
+        )
+        .set(fed_batches_out::acked_at.eq(now))
+        .execute(self.conn)?;
+        let receipt_now: Option<String> = fed_batches_out::table
+            .find((peer, seq))
+            .select(fed_batches_out::receipt)
+            .get_result::<Option<String>>(self.conn)?
+            .or_else(|| Some(receipt.to_string()));
+        diesel::update(fed_batches_out::table.find((peer, seq)))
+            .set((
+                fed_batches_out::sent_at.eq(now),
+                fed_batches_out::acked_at.eq(was_acked.unwrap_or(now)),
+                fed_batches_out::receipt.eq(receipt_now),
+                fed_batches_out::parked_at_peer.eq(parked),
+            ))
+            .execute(self.conn)?;
+        self.note_link_sent(peer)?;
+        diesel::update(
+            fed_links::table.filter(fed_links::peer_region.eq(peer)).filter(fed_links::last_acked_seq.lt(seq)),
+        )
+        .set((
+            fed_links::last_acked_seq.eq(seq),
+            fed_links::last_acked_digest.eq(digest),
+            fed_links::last_acked_at.eq(now),
+        ))
+        .execute(self.conn)?;
+        diesel::update(fed_links::table.find(peer))
+            .set((
+                fed_links::failures.eq(0_i64),
+                fed_links::last_error.eq(None::<String>),
+                fed_links::updated_at.eq(now),
+            ))
+            .execute(self.conn)?;
+        Ok(earlier + usize::from(was_acked.is_none()))
     }
 
     /// Remembers how many changes of an acknowledged batch the peer parked
@@ -692,8 +762,7 @@ impl Tx<'_> {
         let digest = if to_seq <= 0 {
             GENESIS_DIGEST.to_string()
         } else {
-            self.outbound_batch(peer, to_seq)?
-                .map(|batch| batch.digest)
+            self.outbound_digest(peer, to_seq)?
                 .ok_or_else(|| StoreError::NotFound(format!("batch {to_seq} to {peer} is no longer kept")))?
         };
         let first_kept: Option<i64> = fed_batches_out::table

@@ -226,7 +226,7 @@ impl Pusher {
                 let link = tx.link(code)?.ok_or_else(|| rhip_store::StoreError::NotFound(format!("link {code}")))?;
                 let acked = tx.acked_change_count(code)?;
                 if their_seq < link.last_acked_seq {
-                    let ours_there = tx.outbound_batch(code, their_seq)?.map(|b| b.digest);
+                    let ours_there = tx.outbound_digest(code, their_seq)?;
                     if their_seq > 0 && ours_there.as_deref() != Some(their_digest.as_str()) {
                         return Ok(Err(format!(
                             "{code} holds batch {their_seq} with digest {their_digest}, which this node did not send"
@@ -279,11 +279,22 @@ impl Pusher {
             }
             for batch in unacked {
                 let seq = u64::try_from(batch.seq).unwrap_or(0);
-                match self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest) {
+                let sent = self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest);
+                let region = peer.region.as_str();
+                if sent.is_err() {
+                    let noted = self.context.store.write(|tx| {
+                        tx.mark_batch_sent(region, batch.seq)?;
+                        tx.note_link_sent(region)
+                    });
+                    if let Err(error) = noted {
+                        tracing::warn!(%error, "batch send not recorded");
+                    }
+                }
+                match sent {
                     Ok((receipt, parked)) => {
+                        // Sent and acknowledged in one transaction: one commit per batch.
                         self.context.store.write(|tx| {
-                            tx.ack_batches(peer.region.as_str(), batch.seq, &batch.digest, &receipt)?;
-                            tx.note_parked_at_peer(peer.region.as_str(), batch.seq, parked)
+                            tx.acknowledge_sent_batch(region, batch.seq, &batch.digest, &receipt, parked)
                         })?;
                         report.acked += 1;
                         report.changes += u64::try_from(batch.record_count).unwrap_or(0);
@@ -355,8 +366,7 @@ impl Pusher {
             let prev_digest = if seq <= 1 {
                 GENESIS.to_string()
             } else {
-                tx.outbound_batch(peer_code, seq - 1)?
-                    .map(|b| b.digest)
+                tx.outbound_digest(peer_code, seq - 1)?
                     .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
             };
             let payload = Payload { changes: wire };
@@ -407,13 +417,6 @@ impl Pusher {
             request = request.set(ANNOUNCEMENT_HEADER, announcement);
         }
         let result = request.send_bytes(payload);
-        let sent = self.context.store.write(|tx| {
-            tx.mark_batch_sent(peer.region.as_str(), i64::try_from(seq).unwrap_or(i64::MAX))?;
-            tx.note_link_sent(peer.region.as_str())
-        });
-        if let Err(error) = sent {
-            tracing::warn!(%error, "batch send not recorded");
-        }
         let response = match result {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => {

@@ -571,19 +571,12 @@ fn link_step(
         let (receipt, ids) = fed_receive(to, from.me, &batch.manifest, &batch.payload, clock)?;
         on_event(LinkEvent::Applied(Instant::now(), ids));
         let acked = Instant::now();
-        from.store.write(|tx| {
-            tx.mark_batch_sent(peer, batch.seq)?;
-            tx.note_link_sent(peer)
-        })?;
         let verifying = Instant::now();
         let checked = rhip_federation::verify_receipt(&from.peer_keys, peer, &receipt, &batch.digest, seq)
             .map_err(|e| anyhow::anyhow!("receipt from {peer} refused: {}", e.message()))?;
         clock.ack_verify += verifying.elapsed();
         let parked = i64::try_from(checked.parked.len()).unwrap_or(i64::MAX);
-        from.store.write(|tx| {
-            tx.ack_batches(peer, batch.seq, &batch.digest, &receipt)?;
-            tx.note_parked_at_peer(peer, batch.seq, parked)
-        })?;
+        from.store.write(|tx| tx.acknowledge_sent_batch(peer, batch.seq, &batch.digest, &receipt, parked))?;
         clock.ack += acked.elapsed();
         clock.batches += 1;
         clock.changes += u64::try_from(batch.record_count).unwrap_or(0);
@@ -619,8 +612,14 @@ fn fed_cut(
         let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
         split(&mut select);
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
+        // As the pusher does: what residents keep at home does not go up.
+        let kept_home: std::collections::HashSet<i64> = if node.links.parent == Some(peer) {
+            tx.kept_at_home(&changes, |home| rhip_federation::is_destination(&node.links, home))?
+        } else {
+            std::collections::HashSet::new()
+        };
         let mut wire = Vec::with_capacity(changes.len());
-        for change in &changes {
+        for change in changes.iter().filter(|c| !kept_home.contains(&c.seq)) {
             let info = RouteInfo {
                 entity: &change.entity,
                 home_region: change.home_region.as_deref(),
@@ -657,8 +656,7 @@ fn fed_cut(
         let prev_digest = if seq <= 1 {
             GENESIS.to_string()
         } else {
-            tx.outbound_batch(peer_code, seq - 1)?
-                .map(|b| b.digest)
+            tx.outbound_digest(peer_code, seq - 1)?
                 .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
         };
         let payload = Payload { changes: wire };
