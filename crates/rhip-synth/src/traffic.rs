@@ -734,7 +734,9 @@ impl Episode<'_> {
             location = moved;
         }
 
-        let lab_time = admitted + Duration::hours(14);
+        // Blood is drawn on the ward the next morning.
+        let next_morning = (admitted.date() + Duration::days(1)).and_time(NaiveTime::MIN) + Duration::hours(6);
+        let lab_time = next_morning + Duration::minutes(self.rng.between(0, 90) as i64);
         let pid = self.full_pid();
         let text = self.results(lab_time, "I", department, &[clinical::BLOOD_COUNT, clinical::CHEMISTRY], pid);
         self.push("ORU^R01", self.control_id(), text.into_bytes(), Expected::Accept, None);
