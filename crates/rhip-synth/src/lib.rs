@@ -13,8 +13,8 @@
 //! block of 64 residents at most is generated to get it), traffic episode *e*
 //! from `(seed, e)`, so a population of 10 million is streamed, never held,
 //! and the same seed gives the same bytes on every machine. See
-//! [`population`](crate::Synth::resident) for how citizen IDs stay unique
-//! without remembering them.
+//! [`Synth::resident`] for how citizen IDs stay unique without remembering
+//! them.
 //!
 //! **Architecture Invariant:** no I/O and no clock: the reference date is
 //! part of the [`Config`], so output depends on the configuration only. The
@@ -30,7 +30,7 @@ mod rng;
 mod traffic;
 
 use chrono::NaiveDate;
-use rhip_core::{Ethnicity, RegionCode, Tier};
+use rhip_core::{RegionCode, Tier};
 
 pub use facilities::{Facility, FacilityRecord};
 pub use population::{Household, HouseholdMemberRecord, HouseholdRecord, ImportRecord, Resident, BLOCK, MAX_RESIDENTS};
@@ -129,7 +129,6 @@ pub struct Synth {
     as_of: NaiveDate,
     geography: Geography,
     facilities: Vec<Facility>,
-    han: Ethnicity,
 }
 
 impl Synth {
@@ -164,7 +163,6 @@ impl Synth {
         if chrono::Datelike::year(&config.as_of) < 1990 {
             return Err(SynthError::AsOfTooEarly(config.as_of));
         }
-        let han = Ethnicity::parse("01").map_err(|e| SynthError::Reference(e.to_string()))?;
         let facilities = counties.iter().flat_map(|county| facilities::of_county(*county)).collect();
         let scripted = traffic::scripted(counties.len());
         let episodes = config.episodes.unwrap_or_else(|| config.residents.div_ceil(2)).max(scripted);
@@ -176,7 +174,6 @@ impl Synth {
             as_of: config.as_of,
             geography,
             facilities,
-            han,
         })
     }
 
@@ -212,12 +209,15 @@ impl Synth {
         (rng::mix(self.seed) & 0xFFFF) as u16
     }
 
-    pub(crate) fn han(&self) -> Ethnicity {
-        self.han
-    }
-
     /// Resident `index`, or `None` past the end. Costs one block (64
     /// residents) of work, whatever the index: nothing before it is generated.
+    ///
+    /// Citizen IDs never repeat up to [`MAX_RESIDENTS`], without a record of
+    /// those issued: the birth year follows the household, while the day of
+    /// the year and the sequence number come from a bijection of
+    /// `index mod 182 500` (365 days × 500 sequences per sex), and residents
+    /// of different `index / 182 500` classes are born in disjoint sets of
+    /// regions (class 0 mostly in their home county).
     pub fn resident(&self, index: u64) -> Option<Resident> {
         if index >= self.residents {
             return None;

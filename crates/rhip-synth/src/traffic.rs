@@ -317,7 +317,9 @@ pub(crate) fn episode(synth: &Synth, number: u64) -> Vec<Submission> {
     let (scenario, county, resident, away) = if number < scripted(counties.len()) {
         let county = counties.get((number % count) as usize).copied().unwrap_or(RegionCode::NATIONAL);
         let (scenario, away) = SCRIPT.get((number / count) as usize).copied().unwrap_or((Scenario::Outpatient, false));
-        let resident = scripted_resident(synth, &mut rng, scenario, county, away, time.date());
+        let Some(resident) = scripted_resident(synth, &mut rng, scenario, county, away, time.date()) else {
+            return Vec::new();
+        };
         (scenario, county, resident, away)
     } else {
         let index = rng.below(synth.residents());
@@ -337,7 +339,8 @@ pub(crate) fn episode(synth: &Synth, number: u64) -> Vec<Submission> {
 }
 
 /// A resident who fits a scripted episode at `county`, searched from a
-/// random start a block at a time; any resident when none fits.
+/// random start a block at a time; the one at the start when none fits
+/// (`None` only for an empty population, which `Synth::new` refuses).
 fn scripted_resident(
     synth: &Synth,
     rng: &mut Rng,
@@ -345,7 +348,7 @@ fn scripted_resident(
     county: RegionCode,
     away: bool,
     date: NaiveDate,
-) -> Resident {
+) -> Option<Resident> {
     let other_province = synth.counties().iter().any(|c| c.province() != county.province());
     let other_county = synth.counties().iter().any(|c| *c != county);
     let fits = |resident: &Resident| {
@@ -372,31 +375,10 @@ fn scripted_resident(
     for step in 0..SEARCH_BLOCKS.min(blocks) {
         let block = (first_block + step) % blocks;
         if let Some(found) = synth.block_residents(block).into_iter().find(|r| fits(r)) {
-            return found;
+            return Some(found);
         }
     }
-    synth.resident(start).or_else(|| synth.resident(0)).unwrap_or_else(|| fallback_resident(synth))
-}
-
-/// Never used for a population of at least one resident (checked by
-/// `Synth::new`); keeps the search total.
-fn fallback_resident(synth: &Synth) -> Resident {
-    synth.block_residents(0).into_iter().next().unwrap_or_else(|| Resident {
-        index: 0,
-        household: 0,
-        relation: rhip_core::FamilyRelationship::HEAD_OF_HOUSEHOLD,
-        family_name: "王".into(),
-        given_name: "明".into(),
-        sex: Sex::Male,
-        birth_date: NaiveDate::from_ymd_opt(1980, 1, 1).unwrap_or_default(),
-        birth_region: RegionCode::NATIONAL,
-        citizen_id: rhip_core::CitizenId::generate(RegionCode::NATIONAL, NaiveDate::default(), 1),
-        ethnicity: synth.han(),
-        marital_status: None,
-        phone: "13800000000".into(),
-        home_region: RegionCode::NATIONAL,
-        address_line: String::new(),
-    })
+    synth.resident(start)
 }
 
 /// A scenario fitting the resident's age.
@@ -949,4 +931,28 @@ fn wrong_check_character(id: &str) -> String {
 #[cfg(test)]
 pub(crate) fn tests_script() -> &'static [(Scenario, bool)] {
     &SCRIPT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn the_iterator_holds_one_episode_at_most() {
+        let counties = [RegionCode::parse("330106"), RegionCode::parse("440106")];
+        let counties: Vec<RegionCode> = counties.into_iter().flatten().collect();
+        let Ok(synth) = Synth::new(Config::new(8, 2_000, &counties)) else { panic!("config") };
+        let mut traffic = synth.traffic();
+        let mut most = 0;
+        let mut count = 0;
+        while traffic.next().is_some() {
+            most = most.max(traffic.pending.len());
+            count += 1;
+        }
+        // The longest episode is a stay: A01, A02, ORU, A03 and a document.
+        assert!(most <= 4, "{most} submissions pending");
+        assert!(count > 2_000, "{count} submissions");
+        assert_eq!(traffic.next_episode, synth.episodes());
+    }
 }
