@@ -21,3 +21,4 @@ mod federation;
 mod hardening;
 mod hl7;
 mod storage;
+mod synth;

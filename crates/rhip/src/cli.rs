@@ -58,6 +58,10 @@ pub enum Command {
     /// Run the demo federation (eight nodes, four tiers) with synthetic hospital
     /// traffic and print where to look; `--once` checks it and exits.
     Demo(DemoArgs),
+    /// Generate a synthetic population and its hospital traffic as files:
+    /// persons to import, facilities to register, HL7 v2 messages per county
+    /// to send, CDA documents to post, and the answer each must get.
+    Synth(SynthArgs),
 }
 
 impl Command {
@@ -420,6 +424,33 @@ pub struct DemoArgs {
     /// with a hint; kept so that old scripts get a clear answer).
     #[arg(long, value_name = "URL", hide = true)]
     pub db: Option<String>,
+}
+
+/// `rhip synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Everything generated follows from the seed: the same seed writes the
+    /// same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of residents, 1 to 10000000 (streamed, never held in memory).
+    #[arg(long, default_value_t = 1000)]
+    pub residents: u64,
+    /// Traffic episodes (a visit, a stay, a follow-up, ...; 1 to 6 messages
+    /// each); default half the residents, never fewer than 13 per county.
+    #[arg(long)]
+    pub episodes: Option<u64>,
+    /// Topology whose county-tier nodes are where residents live and
+    /// facilities are (default: the embedded federation/demo.toml).
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Output folder: created if missing; must be empty or hold an earlier
+    /// `rhip synth` output, which is replaced.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rhip audit …`.

@@ -15,6 +15,7 @@ mod reference;
 mod resident;
 mod rotate;
 mod serve;
+mod synth;
 mod token;
 
 use crate::cli::{
@@ -58,6 +59,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Export(ExportCommand::Deidentified(args)) => export::deidentified(&args),
         Command::Export(ExportCommand::Check(args)) => export::check(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Synth(args) => synth::run(&args),
     }
 }
 
