@@ -771,7 +771,7 @@ fn link_summary(clock: &mut LinkClock, from: &FedNode, to: &FedNode) -> serde_js
         "changes": clock.changes,
         "parked": clock.parked,
         "seconds": {
-            "cut_seal": s(clock.cut),
+            "cut": s(clock.cut),
             "cut_select": s(clock.cut_select),
             "cut_to_wire_and_route": s(clock.cut_wire),
             "cut_seal_sign": s(clock.cut_seal),
