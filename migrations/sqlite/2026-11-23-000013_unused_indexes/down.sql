@@ -1,3 +1,2 @@
-CREATE INDEX persons_name_birth ON persons (name, birth_date);
 CREATE INDEX change_log_entity ON change_log (entity, entity_id);
 CREATE INDEX change_log_person ON change_log (person_id);
