@@ -424,6 +424,14 @@ pub struct DemoArgs {
     /// with a hint; kept so that old scripts get a clear answer).
     #[arg(long, value_name = "URL", hide = true)]
     pub db: Option<String>,
+    /// Synthetic residents of Xihu, Binjiang and Tianhe whose hospital
+    /// traffic the demo sends (`rhip synth` with the same seed writes the
+    /// same population as files).
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub residents: u64,
+    /// Seed of the synthetic population: the same seed sends the same traffic.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
 }
 
 /// `rhip synth`.

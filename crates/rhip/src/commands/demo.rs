@@ -1,16 +1,22 @@
 //! `rhip demo`: the demo federation (`federation/demo.toml`, embedded in the
 //! binary) running on this machine. It writes the eight node folders (or
-//! reuses them), registers one hospital in each of Xihu, Binjiang and Tianhe,
-//! starts every node as a child process (`rhip serve`), sends synthetic
-//! admissions over MLLP and one CDA document over HTTP, and waits until the
-//! federation is quiet. Then it prints where to look and runs until Ctrl-C;
-//! with `--once` it checks through the nodes' HTTP APIs that every record is
-//! at every tier where the routing and retention rules say it belongs (and
-//! nowhere else), prints a summary table and exits 0 only if every check
-//! passed.
+//! reuses them), registers one hospital in each of Xihu, Binjiang and Tianhe
+//! and the facilities of a synthetic population (`rhip_synth`, a few hundred
+//! residents by default) at their counties, imports each county's synthetic
+//! residents at its node (`rhip person import`), starts every node as a child
+//! process (`rhip serve`), sends its scripted admissions over MLLP and one CDA
+//! document over HTTP, then every county's synthetic HL7 v2 messages over MLLP
+//! and CDA documents over HTTP (each answer compared with the generator's
+//! expected one), and waits until the federation is quiet. Then it prints
+//! where to look and runs until Ctrl-C; with `--once` it checks through the
+//! nodes' HTTP APIs that every record is at every tier where the routing and
+//! retention rules say it belongs (and nowhere else), that residents treated
+//! in another province reach their home county, prints a summary table and
+//! exits 0 only if every check passed.
 //!
-//! Traffic is deterministic (same control ids, visit numbers and document), so
-//! a second run on the same folder resends it and changes nothing.
+//! Traffic is deterministic (same control ids, visit numbers and documents for
+//! the same seed), so a second run on the same folder resends it and changes
+//! nothing; the synthetic residents are imported once per folder.
 
 use super::facility::operator;
 use crate::cli::DemoArgs;
@@ -24,7 +30,9 @@ use rhip_auth::Claims;
 use rhip_core::{CitizenId, RegionCode, Role};
 use rhip_server::Settings;
 use rhip_store::NewAuditEntry;
+use rhip_synth::{Channel, Config, Expected, Synth};
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +47,15 @@ const NATIONAL: &str = "000000";
 const XIHU: &str = "330106";
 const BINJIANG: &str = "330108";
 const TIANHE: &str = "440106";
+/// The demo's counties, where the synthetic residents live and are treated.
+const COUNTIES: [&str; 3] = [XIHU, BINJIANG, TIANHE];
+/// In each county's folder: the seed and size of the synthetic population
+/// imported there, so a second run reuses it (and refuses another one).
+const SYNTHETIC_MARKER: &str = "synthetic.json";
+/// In each county's folder: that county's synthetic residents, as imported.
+const SYNTHETIC_PERSONS: &str = "synthetic-persons.jsonl";
+/// How many mismatched answers are shown (on stderr) at most.
+const MISMATCHES_SHOWN: usize = 5;
 /// The hospitals the demo registers: (code, name, county).
 const HOSPITALS: [(&str, &str, &str); 3] = [
     ("H330106001", "西湖区示范人民医院（演示）", XIHU),
@@ -82,7 +99,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
-    prepare(&topology, &dir)?;
+    let synth = synthetic_population(args)?;
+    prepare(&topology, &dir, &synth)?;
     let settings = REGIONS
         .iter()
         .map(|region| Ok((*region, Settings::load(&config_of(&dir, region))?)))
@@ -92,6 +110,11 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     let mut nodes = Nodes::start(&dir)?;
     let http = Http::new();
     let mut traffic = send_traffic(&dir, &nodes, &signer, &http)?;
+    eprintln!("sending the traffic of {} synthetic residents ({} episodes) …", synth.residents(), synth.episodes());
+    traffic.synthetic = send_synthetic(&synth, &nodes, &signer, &http)?;
+    for mismatch in &traffic.synthetic.mismatches {
+        eprintln!("warning: synthetic traffic: {mismatch}");
+    }
     eprintln!("waiting for the federation to become quiet …");
     let quiet = wait_quiet(&nodes, &signer, &http);
     find_traveller(&nodes, &signer, &http, &mut traffic)?;
@@ -121,9 +144,20 @@ fn config_of(dir: &Path, region: &str) -> PathBuf {
     dir.join(region).join("node.toml")
 }
 
-/// Writes the federation into `dir` unless it is already there, and registers
-/// the demo hospitals at their counties (facilities travel up from there).
-fn prepare(topology: &Topology, dir: &Path) -> Result<(), Failure> {
+/// The synthetic population of `--seed` and `--residents`, living in the demo's counties.
+fn synthetic_population(args: &DemoArgs) -> Result<Synth, Failure> {
+    let counties = COUNTIES
+        .iter()
+        .map(|county| RegionCode::parse(county).map_err(|e| Failure::Runtime(e.into())))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Synth::new(Config::new(args.seed, args.residents, &counties))
+        .map_err(|e| Failure::usage(format!("--residents: {e}")))
+}
+
+/// Writes the federation into `dir` unless it is already there, registers
+/// the demo hospitals and the synthetic facilities at their counties
+/// (facilities travel up from there), and imports the synthetic residents.
+fn prepare(topology: &Topology, dir: &Path, synth: &Synth) -> Result<(), Failure> {
     let present = REGIONS.iter().filter(|region| config_of(dir, region).is_file()).count();
     if present == 0 {
         if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -140,35 +174,122 @@ fn prepare(topology: &Topology, dir: &Path) -> Result<(), Failure> {
             REGIONS.len()
         )));
     }
-    for (code, name, region) in HOSPITALS {
-        let settings = Settings::load(&config_of(dir, region))?;
+    // The demo's own hospitals first: a synthetic facility with the same code is that one.
+    let demo = HOSPITALS.iter().map(|(code, name, region)| NewFacilityRequest {
+        code: (*code).into(),
+        name: (*name).into(),
+        kind: Some("hospital".into()),
+        region: Some((*region).into()),
+    });
+    let synthetic = synth.facilities().iter().map(|facility| {
+        let record = facility.record();
+        NewFacilityRequest {
+            code: record.code,
+            name: record.name,
+            kind: Some(record.kind.into()),
+            region: Some(record.region),
+        }
+    });
+    let requests: Vec<NewFacilityRequest> = demo.chain(synthetic).collect();
+    for county in COUNTIES {
+        let settings = Settings::load(&config_of(dir, county))?;
         let store = super::open_store(&settings)?;
-        let request = NewFacilityRequest {
-            code: code.into(),
-            name: name.into(),
-            kind: Some("hospital".into()),
-            region: Some(region.into()),
-        };
-        let new = rhip_server::routes::facilities::validate(&request, settings.node.region)
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("facility {code}: {e}")))?;
+        let new = requests
+            .iter()
+            .filter(|request| request.region.as_deref() == Some(county))
+            .map(|request| {
+                rhip_server::routes::facilities::validate(request, settings.node.region)
+                    .map_err(|e| Failure::Runtime(anyhow::anyhow!("facility {}: {e}", request.code)))
+            })
+            .collect::<Result<Vec<_>, Failure>>()?;
         store
             .write(|tx| {
-                if tx.get_facility(code)?.is_some() {
-                    return Ok(());
+                for facility in &new {
+                    let code = facility.code.as_str();
+                    if tx.get_facility(code)?.is_some() {
+                        continue;
+                    }
+                    tx.insert_facility(facility)?;
+                    tx.append_audit(&NewAuditEntry {
+                        actor: operator(),
+                        role: Some("node_admin".into()),
+                        action: "create".into(),
+                        resource_type: "facility".into(),
+                        resource_id: Some(code.into()),
+                        outcome: "success".into(),
+                        detail: Some("rhip demo".into()),
+                        ..NewAuditEntry::default()
+                    })?;
                 }
-                tx.insert_facility(&new)?;
-                tx.append_audit(&NewAuditEntry {
-                    actor: operator(),
-                    role: Some("node_admin".into()),
-                    action: "create".into(),
-                    resource_type: "facility".into(),
-                    resource_id: Some(code.into()),
-                    outcome: "success".into(),
-                    detail: Some("rhip demo".into()),
-                    ..NewAuditEntry::default()
-                })
+                Ok(())
             })
-            .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context(format!("register {code} at {region}"))))?;
+            .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context(format!("register facilities at {county}"))))?;
+    }
+    import_residents(dir, synth)
+}
+
+/// Imports each county's synthetic residents at its node with `rhip person
+/// import`, as a county would load its population register, once per folder:
+/// a county whose marker names this population is skipped, one holding
+/// another population is refused.
+fn import_residents(dir: &Path, synth: &Synth) -> Result<(), Failure> {
+    let wanted = serde_json::json!({ "seed": synth.seed(), "residents": synth.residents() });
+    let mut pending = Vec::new();
+    for county in COUNTIES {
+        let marker = dir.join(county).join(SYNTHETIC_MARKER);
+        let Ok(text) = std::fs::read_to_string(&marker) else {
+            pending.push(county);
+            continue;
+        };
+        let found: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if found != wanted {
+            return Err(Failure::usage(format!(
+                "--dir {}: node {county} holds the synthetic population of seed {} with {} residents; run with \
+                 those --seed and --residents, or choose a new folder",
+                dir.display(),
+                found["seed"],
+                found["residents"]
+            )));
+        }
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut files = BTreeMap::new();
+    for county in &pending {
+        let path = dir.join(county).join(SYNTHETIC_PERSONS);
+        let file = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        files.insert(*county, (std::io::BufWriter::new(file), path, 0u64));
+    }
+    for resident in synth.all_residents() {
+        let Some((writer, path, count)) = files.get_mut(resident.home_region.as_str()) else { continue };
+        serde_json::to_writer(&mut *writer, &resident.import_record())
+            .with_context(|| format!("write {}", path.display()))?;
+        writer.write_all(b"\n").with_context(|| format!("write {}", path.display()))?;
+        *count += 1;
+    }
+    let exe = std::env::current_exe().context("find the rhip executable")?;
+    for (county, (mut writer, path, count)) in files {
+        writer.flush().with_context(|| format!("write {}", path.display()))?;
+        drop(writer);
+        if count > 0 {
+            let imported = Command::new(&exe)
+                .args(["person", "import", "--config"])
+                .arg(config_of(dir, county))
+                .arg("--file")
+                .arg(&path)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("run rhip person import for {county}"))?;
+            if !imported.status.success() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "import the synthetic residents of {county}: {}",
+                    String::from_utf8_lossy(&imported.stderr).trim()
+                )));
+            }
+        }
+        let marker = dir.join(county).join(SYNTHETIC_MARKER);
+        std::fs::write(&marker, wanted.to_string()).with_context(|| format!("write {}", marker.display()))?;
     }
     Ok(())
 }
@@ -398,6 +519,47 @@ struct Traffic {
     /// The document: its id, and the bytes posted.
     document_id: String,
     document: Vec<u8>,
+    /// What the synthetic population's traffic got.
+    synthetic: Synthetic,
+}
+
+/// The synthetic population's traffic and its answers.
+#[derive(Default)]
+struct Synthetic {
+    seed: u64,
+    residents: u64,
+    facilities: usize,
+    /// Per county (the node the traffic went to).
+    counties: BTreeMap<String, CountyTally>,
+    /// The first answers that differed from the expected ones.
+    mismatches: Vec<String>,
+    /// Residents treated in another province, at most one per home county.
+    travellers: Vec<SyntheticTraveller>,
+}
+
+/// What one county's node was sent and how it answered.
+#[derive(Default)]
+struct CountyTally {
+    messages: usize,
+    messages_as_expected: usize,
+    invalid: usize,
+    invalid_rejected: usize,
+    documents: usize,
+    documents_accepted: usize,
+}
+
+/// A synthetic resident whose visit in another province was accepted there.
+struct SyntheticTraveller {
+    home: String,
+    id_number: String,
+    name: String,
+    facility: String,
+}
+
+impl Synthetic {
+    fn total(&self, field: fn(&CountyTally) -> usize) -> usize {
+        self.counties.values().map(field).sum()
+    }
 }
 
 fn hospital_of(region: &str) -> &'static str {
@@ -456,7 +618,87 @@ fn send_traffic(dir: &Path, nodes: &Nodes, signer: &Signer, http: &Http) -> Resu
         (200 | 201, Some(id)) => id.to_string(),
         _ => return Err(Failure::Runtime(anyhow::anyhow!("post the demo document at Xihu: {status} {body}"))),
     };
-    Ok(Traffic { patients, traveller: String::new(), document_id, document })
+    Ok(Traffic { patients, traveller: String::new(), document_id, document, synthetic: Synthetic::default() })
+}
+
+/// Sends every county's synthetic traffic in the generator's order: HL7 v2
+/// messages over MLLP to the county node, CDA documents to its
+/// `POST /api/v1/documents` with a `hospital_system` token of the document's
+/// facility; every answer is compared with the expected one (ACK code, or
+/// 201, or 200 for a document sent again by an earlier run).
+fn send_synthetic(synth: &Synth, nodes: &Nodes, signer: &Signer, http: &Http) -> Result<Synthetic, Failure> {
+    let mut outcome = Synthetic {
+        seed: synth.seed(),
+        residents: synth.residents(),
+        facilities: synth.facilities().len(),
+        counties: COUNTIES.iter().map(|county| (county.to_string(), CountyTally::default())).collect(),
+        ..Synthetic::default()
+    };
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    for submission in synth.traffic() {
+        let county = submission.county.as_str();
+        let expected = submission.expected_code();
+        let answer = match submission.channel {
+            Channel::Mllp => match send_mllp(&nodes.node(county)?.mllp, &submission.bytes) {
+                Ok(ack) => ack_code(&ack),
+                Err(error) => format!("no ACK ({error:#})"),
+            },
+            Channel::Http => {
+                let token = match tokens.get(&submission.facility) {
+                    Some(token) => token.clone(),
+                    None => {
+                        let token = signer.sign(county, Role::HospitalSystem, Some(&submission.facility), None)?;
+                        tokens.insert(submission.facility.clone(), token.clone());
+                        token
+                    }
+                };
+                let (status, _) =
+                    http.post_xml(&format!("{}/api/v1/documents", nodes.api(county)), &token, &submission.bytes);
+                status.to_string()
+            }
+        };
+        let as_expected = answer == expected || (expected == "201" && answer == "200");
+        let tally = outcome.counties.entry(county.to_string()).or_default();
+        match (submission.channel, submission.expected) {
+            (Channel::Mllp, Expected::Accept) => {
+                tally.messages += 1;
+                tally.messages_as_expected += usize::from(as_expected);
+            }
+            (Channel::Mllp, Expected::Error | Expected::Reject) => {
+                tally.messages += 1;
+                tally.messages_as_expected += usize::from(as_expected);
+                tally.invalid += 1;
+                tally.invalid_rejected += usize::from(as_expected);
+            }
+            (Channel::Http, _) => {
+                tally.documents += 1;
+                tally.documents_accepted += usize::from(as_expected);
+            }
+        }
+        if !as_expected && outcome.mismatches.len() < MISMATCHES_SHOWN {
+            outcome.mismatches.push(format!(
+                "{county} {} {} ({}): expected {expected}, got {answer}",
+                submission.kind,
+                submission.control_id,
+                submission.scenario.name()
+            ));
+        }
+        let visit = submission.channel == Channel::Mllp && submission.kind.starts_with("ADT");
+        if as_expected && visit && submission.outside_home_province && submission.expected == Expected::Accept {
+            if let Some(resident) = synth.resident(submission.resident) {
+                let home = resident.home_region.as_str().to_string();
+                if !outcome.travellers.iter().any(|t| t.home == home) {
+                    outcome.travellers.push(SyntheticTraveller {
+                        home,
+                        id_number: resident.citizen_id.as_str().to_string(),
+                        name: resident.name(),
+                        facility: submission.facility.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 /// The EMPI id at Xihu of the Xihu resident treated in Tianhe (there once
@@ -565,6 +807,19 @@ fn print_guide(dir: &Path, nodes: &Nodes, signer: &Signer, traffic: &Traffic) ->
         HOSPITALS.iter().map(|(code, _, region)| format!("{code} ({region})")).collect::<Vec<_>>().join(", "),
         hospital_of(XIHU),
     );
+    let synthetic = &traffic.synthetic;
+    println!(
+        "Synthetic population (seed {}): {} residents of Xihu, Binjiang and Tianhe imported at their counties, {} \
+         facilities; {} HL7 v2 messages over MLLP ({} of them invalid) and {} CDA documents over HTTP, {} answered \
+         as the generator expects.",
+        synthetic.seed,
+        synthetic.residents,
+        synthetic.facilities,
+        synthetic.total(|c| c.messages),
+        synthetic.total(|c| c.invalid),
+        synthetic.total(|c| c.documents),
+        synthetic.total(|c| c.messages_as_expected + c.documents_accepted),
+    );
     let national = nodes.api(NATIONAL);
     let xihu = nodes.api(XIHU);
     let national_admin = signer.sign(NATIONAL, Role::NodeAdmin, None, None)?;
@@ -590,6 +845,20 @@ fn print_guide(dir: &Path, nodes: &Nodes, signer: &Signer, traffic: &Traffic) ->
     println!("  that resident's own record and who looked at it:");
     println!("    curl -H 'Authorization: Bearer {resident}' '{xihu}/api/v1/me/ehr'");
     println!("    curl -H 'Authorization: Bearer {resident}' '{xihu}/api/v1/me/access-log'");
+    if let Some(traveller) = traffic.synthetic.travellers.first() {
+        let token = signer.sign(&traveller.home, Role::Commission, None, None)?;
+        println!(
+            "  a synthetic resident, {} of {}, treated at {} in another province, found at home:",
+            traveller.name,
+            place(&traveller.home),
+            traveller.facility
+        );
+        println!(
+            "    curl -H 'Authorization: Bearer {token}' '{}/api/v1/persons?id_number={}'",
+            nodes.api(&traveller.home),
+            traveller.id_number
+        );
+    }
     println!("More tokens: rhip token --config {} --role commission", config_of(dir, "<region>").display());
     println!("Send HL7 v2: rhip hl7 send --to {} FILE... (MSH-4 {})", nodes.node(XIHU)?.mllp, hospital_of(XIHU));
     Ok(())
@@ -721,6 +990,60 @@ fn run_checks(
             XIHU,
             "200, entries recorded at 440106".into(),
             format!("{status}, {}", if at_tianhe > 0 { "entries recorded at 440106" } else { "none from 440106" }),
+        );
+    }
+
+    // The synthetic traffic: every answer the one the generator expects.
+    let synthetic = &traffic.synthetic;
+    for (county, tally) in &synthetic.counties {
+        check(
+            "synthetic messages answered as expected",
+            county,
+            format!("{0} of {0}", tally.messages),
+            format!("{} of {}", tally.messages_as_expected, tally.messages),
+        );
+        check(
+            "invalid messages rejected (AE/AR)",
+            county,
+            format!("{0} of {0}", tally.invalid),
+            format!("{} of {}", tally.invalid_rejected, tally.invalid),
+        );
+        check(
+            "synthetic documents accepted",
+            county,
+            format!("{0} of {0}", tally.documents),
+            format!("{} of {}", tally.documents_accepted, tally.documents),
+        );
+    }
+    // Residents treated in another province: the visit is in their record at home.
+    if synthetic.travellers.is_empty() {
+        check(
+            "synthetic residents treated outside their home province",
+            NATIONAL,
+            "at least 1 accepted visit".into(),
+            "none".into(),
+        );
+    }
+    for traveller in &synthetic.travellers {
+        let home = nodes.api(&traveller.home);
+        let token = signer.sign(&traveller.home, Role::Commission, None, None)?;
+        let url = format!("{home}/api/v1/persons?id_number={}", traveller.id_number);
+        let found = http.get_json(&url, &token).1["items"].as_array().cloned().unwrap_or_default();
+        let found = match found.as_slice() {
+            [person] => {
+                let empi = person["empi_id"].as_str().unwrap_or_default();
+                let url = format!("{home}/api/v1/persons/{empi}/encounters");
+                let encounters = http.get_json(&url, &token).1["items"].as_array().cloned().unwrap_or_default();
+                let there = encounters.iter().filter(|e| e["facility"] == traveller.facility.as_str()).count();
+                format!("1 person, {} at {}", if there > 0 { "encounter" } else { "no encounter" }, traveller.facility)
+            }
+            other => format!("{} persons", other.len()),
+        };
+        check(
+            "residents treated outside their home province reach their home county",
+            &traveller.home,
+            format!("1 person, encounter at {}", traveller.facility),
+            found,
         );
     }
 
