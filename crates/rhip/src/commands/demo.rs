@@ -124,8 +124,10 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     }
     if !args.once {
         println!();
-        println!("Running until Ctrl-C.");
+        println!("Running until Ctrl-C. Every {} s while counts change: persons / encounters / documents per node, and changes pending on its links.", LIVE_EVERY.as_secs());
+        let live = LiveLine::start(&nodes, &signer)?;
         wait_for_signal()?;
+        live.stop();
         nodes.stop();
         return Ok(());
     }
@@ -757,6 +759,83 @@ fn federation_snapshot(nodes: &Nodes, tokens: &[(String, String)], http: &Http) 
         }
     }
     (quiet, figures)
+}
+
+/// How often the live line looks at the nodes.
+const LIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// The live line of counts per tier while the demo runs: a thread that asks
+/// every node for its counts (`/api/v1/stats/summary`, as its commission)
+/// and its links' backlog (`/api/v1/federation/status`), and prints one line
+/// when anything changed.
+struct LiveLine {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveLine {
+    fn start(nodes: &Nodes, signer: &Signer) -> Result<LiveLine, Failure> {
+        let mut targets = Vec::new();
+        for region in REGIONS {
+            let commission = signer.sign(region, Role::Commission, None, None)?;
+            let admin = signer.sign(region, Role::NodeAdmin, None, None)?;
+            targets.push((region.to_string(), nodes.api(region), commission, admin));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rhip-demo-live".into())
+            .spawn(move || {
+                let http = Http::new();
+                let mut last = String::new();
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let line = live_counts(&http, &targets);
+                    if line != last {
+                        println!("{} {line}", chrono::Local::now().format("%H:%M:%S"));
+                        last = line;
+                    }
+                    let until = Instant::now() + LIVE_EVERY;
+                    while Instant::now() < until && !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            })
+            .context("start the live line")?;
+        Ok(LiveLine { stop, thread: Some(thread) })
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One look at every node: `region persons/encounters/documents (+pending)`,
+/// nodes ordered by tier from the top; `?` for a node that did not answer.
+fn live_counts(http: &Http, targets: &[(String, String, String, String)]) -> String {
+    let mut ordered: Vec<&(String, String, String, String)> = targets.iter().collect();
+    ordered
+        .sort_by_key(|(region, ..)| (RegionCode::parse(region).map(|r| r.tier() as u8).unwrap_or(9), region.clone()));
+    ordered
+        .iter()
+        .map(|(region, api, commission, admin)| {
+            let (status, counts) = http.get_json(&format!("{api}/api/v1/stats/summary"), commission);
+            let (_, links) = http.get_json(&format!("{api}/api/v1/federation/status"), admin);
+            let pending: i64 = links["links"]
+                .as_array()
+                .map(|links| links.iter().filter_map(|l| l["pending_changes"].as_i64()).sum())
+                .unwrap_or(0);
+            if status != 200 {
+                return format!("{region} ?");
+            }
+            let figure = |key: &str| counts[key].as_i64().unwrap_or(0);
+            let pending = if pending > 0 { format!(" (+{pending})") } else { String::new() };
+            format!("{region} {}/{}/{}{pending}", figure("persons"), figure("encounters"), figure("documents"))
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// Waits until no node has anything pending or unacknowledged on any link,
