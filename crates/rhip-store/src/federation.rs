@@ -584,12 +584,19 @@ impl Tx<'_> {
         diesel::update(fed_batches_out::table.find((peer, up_to_seq)).filter(fed_batches_out::receipt.is_null()))
             .set(fed_batches_out::receipt.eq(receipt))
             .execute(self.conn)?;
+        self.advance_acked_end(peer, up_to_seq, digest_of_up_to, now)?;
+        Ok(acked)
+    }
+
+    /// Moves the link's acknowledged end to `seq` (never backwards) and
+    /// clears its failures: the link's side of an acknowledgement.
+    fn advance_acked_end(&mut self, peer: &str, seq: i64, digest: &str, now: NaiveDateTime) -> Result<(), StoreError> {
         diesel::update(
-            fed_links::table.filter(fed_links::peer_region.eq(peer)).filter(fed_links::last_acked_seq.lt(up_to_seq)),
+            fed_links::table.filter(fed_links::peer_region.eq(peer)).filter(fed_links::last_acked_seq.lt(seq)),
         )
         .set((
-            fed_links::last_acked_seq.eq(up_to_seq),
-            fed_links::last_acked_digest.eq(digest_of_up_to),
+            fed_links::last_acked_seq.eq(seq),
+            fed_links::last_acked_digest.eq(digest),
             fed_links::last_acked_at.eq(now),
         ))
         .execute(self.conn)?;
@@ -600,7 +607,7 @@ impl Tx<'_> {
                 fed_links::updated_at.eq(now),
             ))
             .execute(self.conn)?;
-        Ok(acked)
+        Ok(())
     }
 
     /// Records that batch `seq` was sent and acknowledged by a valid receipt
@@ -648,22 +655,7 @@ impl Tx<'_> {
             ))
             .execute(self.conn)?;
         self.note_link_sent(peer)?;
-        diesel::update(
-            fed_links::table.filter(fed_links::peer_region.eq(peer)).filter(fed_links::last_acked_seq.lt(seq)),
-        )
-        .set((
-            fed_links::last_acked_seq.eq(seq),
-            fed_links::last_acked_digest.eq(digest),
-            fed_links::last_acked_at.eq(now),
-        ))
-        .execute(self.conn)?;
-        diesel::update(fed_links::table.find(peer))
-            .set((
-                fed_links::failures.eq(0_i64),
-                fed_links::last_error.eq(None::<String>),
-                fed_links::updated_at.eq(now),
-            ))
-            .execute(self.conn)?;
+        self.advance_acked_end(peer, seq, digest, now)?;
         Ok(earlier + usize::from(was_acked.is_none()))
     }
 
