@@ -40,12 +40,17 @@ pub struct ConsentRecord {
 impl ConsentRecord {
     /// The known categories with something restricted.
     pub fn restrictions(&self) -> BTreeMap<ConsentCategory, Restrictions> {
-        self.rules
-            .iter()
-            .filter(|(_, rule)| rule.any())
-            .filter_map(|(name, rule)| Some((ConsentCategory::parse(name).ok()?, *rule)))
-            .collect()
+        known_restrictions(&self.rules)
     }
+}
+
+/// The categories of `rules` this version knows, with something restricted.
+fn known_restrictions(rules: &BTreeMap<String, Restrictions>) -> BTreeMap<ConsentCategory, Restrictions> {
+    rules
+        .iter()
+        .filter(|(_, rule)| rule.any())
+        .filter_map(|(name, rule)| Some((ConsentCategory::parse(name).ok()?, *rule)))
+        .collect()
 }
 
 /// A diagnosis in a sensitive category and what is attached to it: the
@@ -169,18 +174,18 @@ impl Tx<'_> {
         persons: &[String],
         counts: impl Fn(&Restrictions) -> bool,
     ) -> Result<HashMap<String, BTreeSet<ConsentCategory>>, StoreError> {
-        let subjects: Vec<(String, String)> = consent_subjects::table
+        // One query: each subject with the rules of the consent it belongs to.
+        let rows: Vec<(String, String, String)> = consent_subjects::table
+            .inner_join(person_consents::table.on(person_consents::person_id.eq(consent_subjects::person_id)))
             .filter(consent_subjects::subject_id.eq_any(persons))
-            .select((consent_subjects::subject_id, consent_subjects::person_id))
+            .select((consent_subjects::subject_id, person_consents::person_id, person_consents::rules))
             .load(self.conn)?;
         let mut kept: HashMap<String, BTreeSet<ConsentCategory>> = HashMap::new();
-        for (subject, home_id) in subjects {
-            let Some(row) = person_consents::table.find(&home_id).first::<ConsentRow>(self.conn).optional()? else {
-                continue;
-            };
-            let consent = self.consent_from_row(row)?;
+        for (subject, home_id, rules) in rows {
+            let rules: BTreeMap<String, Restrictions> =
+                serde_json::from_str(&rules).map_err(|e| StoreError::Corrupt(format!("consent of {home_id}: {e}")))?;
             let categories: BTreeSet<ConsentCategory> =
-                consent.restrictions().into_iter().filter(|(_, rule)| counts(rule)).map(|(c, _)| c).collect();
+                known_restrictions(&rules).into_iter().filter(|(_, rule)| counts(rule)).map(|(c, _)| c).collect();
             if !categories.is_empty() {
                 kept.entry(subject).or_default().extend(categories);
             }
@@ -261,14 +266,7 @@ impl Tx<'_> {
         };
         self.store_consent(&record)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.record_change(
-            "consent",
-            person,
-            "set",
-            Some((person, &record.home_region)),
-            &record.hlc.clone(),
-            &payload,
-        )?;
+        self.record_change("consent", person, "set", Some((person, &record.home_region)), &record.hlc, &payload)?;
         Ok(record)
     }
 
