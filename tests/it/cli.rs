@@ -174,6 +174,70 @@ both_backends! {
     token_refuses_what_it_cannot_vouch_for => super::token_refuses_what_it_cannot_vouch_for;
     facility_registry_from_the_command_line => super::facility_registry_from_the_command_line;
     person_import_is_all_or_nothing => super::person_import_is_all_or_nothing;
+    bench_ehr_loads_a_population_and_queries_a_real_node => super::bench_ehr_loads_a_population_and_queries_a_real_node;
+}
+
+/// `rhip bench ehr` loads synthetic residents into a county node, starts it,
+/// queries residents' EHRs at a fixed rate over HTTP and reads the node's
+/// memory; a second run reuses the population, and another seed is refused.
+fn bench_ehr_loads_a_population_and_queries_a_real_node(backend: Backend) {
+    let Some(node) = NodeDir::init("330106", backend) else { return };
+    let args = ["--persons", "300", "--rate", "40", "--seconds", "2", "--warmup", "1", "--residents", "25"];
+    let output = node.cli(&["bench", "ehr"], &args);
+    assert!(output.status.success(), "bench ehr: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = &report["run"];
+    assert_eq!(run["dataset"]["persons"], 300, "{report}");
+    assert_eq!(run["dataset"]["loaded_now"], 300, "{report}");
+    let entries = run["dataset"]["ehr_entries"].as_u64().unwrap();
+    assert!((300..=1200).contains(&entries), "one to four visits each: {entries}");
+    assert_eq!(run["backend"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+    assert!(!run["commit"].as_str().unwrap().is_empty());
+    assert!(run["machine"]["cores"].as_u64().unwrap() >= 1);
+    let result = &report["result"];
+    assert_eq!(result["errors"], 0, "{report}");
+    assert_eq!(result["requests"], 80, "40 per second for 2 seconds after the warm-up: {report}");
+    assert_eq!(report["residents_queried"], 25);
+    assert!(result["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(result["latency_ms"]["p99"].as_f64() >= result["latency_ms"]["p50"].as_f64());
+    assert!(result["node_memory_mib"]["peak_hwm"].as_f64().unwrap() > 1.0, "{report}");
+    // Every query was a read of a person, audited at the node.
+    let server = node.start();
+    let auditor = node.token("auditor", &[]);
+    let audit = server.get("/api/v1/audit?action=read&limit=1000", Some(&auditor)).items();
+    let ehr_reads = audit.iter().filter(|entry| entry["resource_type"] == "ehr").count();
+    assert!(ehr_reads >= 80, "{ehr_reads} audited EHR reads");
+    drop(server);
+    // The population is kept: a second run loads nothing.
+    let output = node.cli(&["bench", "ehr"], &[&args[..], &["--load-only"]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let again: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(again["run"]["dataset"]["loaded_now"], 0, "{again}");
+    assert_eq!(again["run"]["dataset"]["persons"], 300);
+    assert_fails(&node.cli(&["bench", "ehr"], &[&args[..], &["--seed", "2"]].concat()), 2, "seed 1");
+    assert_fails(&node.cli(&["bench", "ehr"], &["--residents", "500", "--persons", "300"]), 2, "--residents");
+}
+
+/// `rhip bench parse --from` reads a traffic file of `rhip synth`, the input
+/// the comparison scripts in bench/compare parse too.
+#[test]
+fn bench_parse_reads_a_synth_traffic_file() {
+    let out = tempfile::tempdir().unwrap();
+    let out_arg = out.path().to_str().unwrap();
+    rhip_ok(&["synth", "--residents", "60", "--out", out_arg]);
+    let traffic = out.path().join("traffic/330106.hl7");
+    let expected = std::fs::read_to_string(out.path().join("expected.jsonl")).unwrap();
+    let messages = expected.lines().filter(|line| line.contains("\"traffic/330106.hl7\"")).count();
+    let parsed: Value =
+        serde_json::from_str(&rhip_ok(&["bench", "parse", "--from", traffic.to_str().unwrap()])).unwrap();
+    assert_eq!(parsed["messages"], messages as u64, "{parsed}");
+    let (accepted, rejected) = (parsed["accepted"].as_u64().unwrap(), parsed["rejected"].as_u64().unwrap());
+    assert_eq!(accepted + rejected, messages as u64);
+    assert!(accepted > 0);
+    assert_eq!(parsed["run"]["dataset"]["input"], traffic.to_str().unwrap());
+    let empty = out.path().join("empty.hl7");
+    std::fs::write(&empty, "no messages here\n").unwrap();
+    assert_fails(&rhip(&["bench", "parse", "--from", empty.to_str().unwrap()]), 2, "no HL7 v2 messages");
 }
 
 /// The benchmark commands run and report JSON (their figures go to BENCHMARKS.md).

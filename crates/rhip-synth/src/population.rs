@@ -137,6 +137,23 @@ impl Resident {
         date.years_since(self.birth_date).unwrap_or(0)
     }
 
+    /// The resident's demographics as the DID holds them (no identifiers:
+    /// a facility's MRN is the caller's to add).
+    pub fn demographics(&self) -> rhip_core::PersonDemographics {
+        rhip_core::PersonDemographics {
+            name: self.name(),
+            sex: self.sex,
+            birth_date: Some(self.birth_date),
+            id_number: Some(self.citizen_id.clone()),
+            ethnicity: Some(self.ethnicity),
+            marital_status: self.marital_status,
+            phone: Some(self.phone.clone()),
+            address_region: Some(self.home_region),
+            address_line: Some(self.address_line.clone()),
+            identifiers: Vec::new(),
+        }
+    }
+
     /// The resident as a line of `rhip person import`.
     pub fn import_record(&self) -> ImportRecord {
         ImportRecord {

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rhip_core::{check_against_id, CitizenId, FacilityCode, FamilyRelationship, PersonDemographics, RegionCode};
+use rhip_core::{check_against_id, CitizenId, FacilityCode, FamilyRelationship, RegionCode};
 
 use super::*;
 
@@ -74,19 +74,7 @@ fn residents_are_valid_and_plausible() {
         assert_eq!(parsed.region_prefix(), resident.birth_region);
         assert!(check_against_id(&parsed, Some(resident.birth_date), Some(resident.sex)).is_empty());
         assert!(demo_counties().contains(&resident.home_region));
-        let demographics = PersonDemographics {
-            name: resident.name(),
-            sex: resident.sex,
-            birth_date: Some(resident.birth_date),
-            id_number: Some(resident.citizen_id.clone()),
-            ethnicity: Some(resident.ethnicity),
-            marital_status: resident.marital_status,
-            phone: Some(resident.phone.clone()),
-            address_region: Some(resident.home_region),
-            address_line: Some(resident.address_line.clone()),
-            identifiers: Vec::new(),
-        };
-        demographics.validate_as_of(as_of).unwrap();
+        resident.demographics().validate_as_of(as_of).unwrap();
         let age = resident.age_on(as_of);
         assert!(age <= 100, "{age}");
         ages[(age / 10).min(10) as usize] += 1;

@@ -315,6 +315,48 @@ pub enum BenchCommand {
     Documents(BenchDocumentsArgs),
     /// Push synthetic changes over one federation link and up three hops, in process.
     Federation(BenchFederationArgs),
+    /// Load a county node with synthetic residents, start it, and time
+    /// residents' EHR queries at a fixed request rate; report its memory.
+    Ehr(BenchEhrArgs),
+}
+
+/// `rhip bench ehr`.
+#[derive(Debug, Args)]
+pub struct BenchEhrArgs {
+    /// The config of a county node (from `rhip init`) to load and start.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Synthetic residents the node must hold; the shortfall is loaded
+    /// before the run (each with one to four visits in the EHR index).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub persons: u64,
+    /// Seed of the synthetic population (a node keeps the seed it was loaded with).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests per second, sent on schedule whether or not earlier ones
+    /// have been answered (latency counts from the scheduled instant).
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Seconds of load at the same rate before measuring.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Distinct residents whose tokens the requests use, spread over the population.
+    #[arg(long, default_value_t = 10_000)]
+    pub residents: u64,
+    /// Client threads (the most requests in flight at once).
+    #[arg(long, default_value_t = 64)]
+    pub clients: u32,
+    /// Load the population and stop (no node is started).
+    #[arg(long)]
+    pub load_only: bool,
+    /// Also write every measured request as a CSV line (milliseconds since
+    /// the first was due: due, sent, answered; and whether it succeeded),
+    /// to see when slow answers happen.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 /// `rhip bench federation`.
@@ -383,6 +425,11 @@ pub struct BenchParseArgs {
     /// How many messages.
     #[arg(long, default_value_t = 100_000)]
     pub messages: u64,
+    /// Parse the messages of this traffic file instead (as `rhip synth`
+    /// writes them: segments on lines, a blank line between messages),
+    /// the same input as the comparison scripts in bench/compare.
+    #[arg(long, value_name = "FILE", conflicts_with = "messages")]
+    pub from: Option<PathBuf>,
 }
 
 /// `rhip bench mllp`.

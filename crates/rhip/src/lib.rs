@@ -9,6 +9,7 @@ mod commands;
 mod failure;
 mod telemetry;
 pub mod topology;
+pub mod workload;
 
 pub use failure::Failure;
 

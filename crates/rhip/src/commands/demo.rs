@@ -25,18 +25,15 @@ use crate::Failure;
 use anyhow::Context;
 use chrono::NaiveDate;
 use rhip_api_types::NewFacilityRequest;
-use rhip_auth::claims::AUDIENCE;
-use rhip_auth::Claims;
 use rhip_core::{CitizenId, RegionCode, Role};
 use rhip_server::Settings;
 use rhip_store::NewAuditEntry;
 use rhip_synth::{Channel, Config, Expected, Synth};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The demo federation's topology, so the binary works without the repository.
@@ -307,21 +304,10 @@ impl Signer {
     fn sign(&self, node: &str, role: Role, facility: Option<&str>, person: Option<&str>) -> Result<String, Failure> {
         let settings = &self.settings.iter().find(|(r, _)| *r == node).context("demo node settings")?.1;
         let key = rhip_server::load_key(settings)?;
-        let now = chrono::Utc::now().timestamp();
         let ttl = settings.max_token_ttl().min(Duration::from_secs(24 * 3600));
-        let region = matches!(role, Role::Commission | Role::Auditor | Role::NodeAdmin).then(|| node.to_string());
-        let claims = Claims {
-            sub: format!("demo-{role}"),
-            role,
-            region,
-            facility: facility.map(str::to_string),
-            person: person.map(str::to_string),
-            iss: node.to_string(),
-            aud: AUDIENCE.to_string(),
-            iat: now,
-            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(3600),
-            jti: rhip_core::new_id().to_string(),
-        };
+        let region = matches!(role, Role::Commission | Role::Auditor | Role::NodeAdmin).then_some(settings.node.region);
+        let claims =
+            super::token::claims(settings.node.region, format!("demo-{role}"), role, region, facility, person, ttl);
         key.mint(&claims).map_err(|e| Failure::Runtime(anyhow::anyhow!("sign a demo token: {e}")))
     }
 }
@@ -343,46 +329,25 @@ impl Nodes {
     /// Starts every node as `rhip serve` of this executable, tier by tier
     /// from the national node down, each tier once the one above is ready.
     fn start(dir: &Path) -> Result<Nodes, Failure> {
-        let exe = std::env::current_exe().context("find the rhip executable")?;
         let mut nodes = Nodes { nodes: Vec::new() };
         for tier in [&REGIONS[..1], &REGIONS[1..3], &REGIONS[3..5], &REGIONS[5..]] {
             let mut waiting = Vec::new();
             for region in tier {
-                let folder = dir.join(region);
-                let log = std::fs::File::create(folder.join("serve.log"))
-                    .with_context(|| format!("create {}/serve.log", folder.display()))?;
-                let mut child = Command::new(&exe)
-                    .args(["serve", "--config"])
-                    .arg(config_of(dir, region))
-                    .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-                    .env("NO_COLOR", "1")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(log)
-                    .spawn()
-                    .with_context(|| format!("start node {region}"))?;
-                let stdout = child.stdout.take().context("node stdout")?;
-                let (sender, receiver) = mpsc::channel();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                        let _ = sender.send(line);
-                    }
-                });
-                waiting.push((*region, child, receiver));
+                let log = dir.join(region).join("serve.log");
+                waiting.push((*region, super::process::spawn_serve(&config_of(dir, region), &log)?));
             }
-            for (region, child, receiver) in waiting {
-                let line = receiver.recv_timeout(Duration::from_secs(60));
-                let mut node = NodeProcess { region, child, api: String::new(), mllp: String::new() };
-                let ready = line.ok().and_then(|line| Some((word_after(&line, "api ")?, word_after(&line, "mllp ")?)));
-                let Some((api, mllp)) = ready else {
+            for (region, starting) in waiting {
+                let ready = starting.ready();
+                let mut node = NodeProcess { region, child: starting.child, api: String::new(), mllp: String::new() };
+                let Some(addresses) = ready else {
                     nodes.nodes.push(node);
                     return Err(Failure::Runtime(anyhow::anyhow!(
                         "node {region} did not start; see {}",
                         dir.join(region).join("serve.log").display()
                     )));
                 };
-                node.api = api;
-                node.mllp = mllp;
+                node.api = addresses.api;
+                node.mllp = addresses.mllp;
                 nodes.nodes.push(node);
             }
         }
@@ -399,21 +364,7 @@ impl Nodes {
 
     /// SIGTERM to every node, then waits (15 s at most) and kills what is left.
     fn stop(&mut self) {
-        for node in &mut self.nodes {
-            if matches!(node.child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill").args(["-TERM", &node.child.id().to_string()]).status();
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        for node in &mut self.nodes {
-            while matches!(node.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if matches!(node.child.try_wait(), Ok(None)) {
-                let _ = node.child.kill();
-            }
-            let _ = node.child.wait();
-        }
+        super::process::stop_all(self.nodes.iter_mut().map(|node| &mut node.child));
         self.nodes.clear();
     }
 }
@@ -422,10 +373,6 @@ impl Drop for Nodes {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn word_after(line: &str, marker: &str) -> Option<String> {
-    line.split(marker).nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_string)
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.

@@ -11,6 +11,7 @@ mod hl7;
 mod init;
 mod keys;
 mod person;
+mod process;
 mod reference;
 mod resident;
 mod rotate;
@@ -46,6 +47,7 @@ pub fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Bench(BenchCommand::CdaParse(args)) => bench::cda_parse(&args),
         Command::Bench(BenchCommand::Documents(args)) => bench::documents(&args),
         Command::Bench(BenchCommand::Federation(args)) => bench::federation(&args),
+        Command::Bench(BenchCommand::Ehr(args)) => bench::ehr(&args),
         Command::Federation(FederationCommand::Init(args)) => federation::init(&args),
         Command::Federation(FederationCommand::DeadLetters(args)) => dead_letters::list(&args),
         Command::Federation(FederationCommand::Retry(args)) => dead_letters::retry(&args),
