@@ -152,6 +152,7 @@ fn demo_once_passes_its_checks() {
         "cross-province encounter",
         "document bytes fetched from below",
         "federation quiet",
+        "new admission reaches the national node",
     ] {
         assert!(rows.iter().any(|row| row.starts_with(check)), "no {check:?} row: {stdout}");
     }

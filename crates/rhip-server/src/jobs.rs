@@ -27,6 +27,20 @@ pub async fn start(settings: &Settings, state: AppState, pusher: Option<Arc<Push
         })
         .with_context(|| format!("federation.reconcile_schedule {schedule:?}"))?;
         scheduler.add(job).await.context("schedule federation reconciliation")?;
+        // Between scheduled rounds, a round as soon as a batch has been
+        // applied here, to pass its changes on; `round` skips when one runs.
+        if let Some(context) = state.federation.clone() {
+            let relayer = pusher.clone();
+            tokio::spawn(async move {
+                loop {
+                    context.relay.notified().await;
+                    let pusher = relayer.clone();
+                    if let Err(error) = tokio::task::spawn_blocking(move || pusher.round()).await {
+                        tracing::warn!(%error, "federation relay round panicked");
+                    }
+                }
+            });
+        }
         let schedule = federation.push_schedule.as_str();
         let job = Job::new_async(schedule, move |_, _| {
             let pusher = pusher.clone();

@@ -40,6 +40,11 @@ pub struct FederationContext {
     pub announcement: Option<String>,
     /// Where peers' keys are kept; keys learnt from announcements are added.
     pub trust_dir: std::path::PathBuf,
+    /// Woken when a batch has been applied here, so that the pusher passes
+    /// its changes on at once rather than at its next scheduled round: a
+    /// change crossing three hops otherwise waits up to a push interval at
+    /// every node on its way.
+    pub relay: tokio::sync::Notify,
 }
 
 /// The header that carries a key announcement along with a batch.
@@ -517,8 +522,11 @@ impl FederationContext {
         });
         match outcome {
             Ok(answer) => {
-                if let Answer::Refused { code, detail, .. } = &answer {
-                    self.audit_refusal(peer, code, detail, Some(&batch.manifest.batch_id));
+                match &answer {
+                    Answer::Refused { code, detail, .. } => {
+                        self.audit_refusal(peer, code, detail, Some(&batch.manifest.batch_id));
+                    }
+                    _ => self.relay.notify_one(),
                 }
                 answer
             }

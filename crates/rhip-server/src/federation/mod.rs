@@ -163,6 +163,7 @@ pub fn build(
         peers,
         batch_size: federation.batch_size,
         keep_acked_batches: federation.keep_acked_batches,
+        relay: tokio::sync::Notify::new(),
     });
     let (sender, refusals) = tokio::sync::mpsc::unbounded_channel();
     let server_config = material.server_config(peer_regions(settings), sender)?;
