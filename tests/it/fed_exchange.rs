@@ -146,7 +146,31 @@ fn county_to_municipal(backend: Backend) {
     hangzhou.terminate();
 }
 
+/// A municipal node whose own push round would not come for a year still
+/// passes a county's admission on to its province: having applied the
+/// county's batch, it pushes at once (the relay), so a change crossing the
+/// middle tiers does not wait for their schedules.
+fn a_middle_node_passes_applied_batches_on_without_waiting_for_its_schedule(backend: Backend) {
+    let spec = [("330000", None), ("330100", Some("330000")), ("330106", Some("330100"))];
+    let Some(fed) = Federation::init(&spec, backend) else { return };
+    let config = fed.config("330100");
+    let mut doc: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    doc["federation"].as_table_mut().unwrap().insert("push_schedule".into(), "0 0 0 1 1 *".into());
+    std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
+    fed.add_facility("330106", "H330106001");
+    let zhejiang = fed.start("330000");
+    let _hangzhou = fed.start("330100");
+    let xihu = fed.start("330106");
+    let at_zhejiang = fed.token("330000", "commission");
+    let id_number = citizen_id("330106", 41);
+    send(&xihu, &admission("H330106001", "R1", "MRN-R1", &id_number, "330106", "V-R1"));
+    eventually("the person at Zhejiang, through Hangzhou's relay", WAIT, || {
+        (persons_with(&zhejiang, &at_zhejiang, &id_number).len() == 1).then_some(())
+    });
+}
+
 both_backends! {
+    a_middle_node_passes_applied_batches_on_without_waiting_for_its_schedule => super::a_middle_node_passes_applied_batches_on_without_waiting_for_its_schedule;
     county_to_municipal => super::county_to_municipal;
     forged_replayed_skipped_and_tampered_batches_are_refused_and_audited => super::forged_replayed_skipped_and_tampered_batches_are_refused_and_audited;
     a_parent_that_is_down_or_killed_loses_nothing => super::a_parent_that_is_down_or_killed_loses_nothing;
