@@ -152,6 +152,42 @@ pub fn to_remote(change: &WireChange) -> RemoteChange {
     }
 }
 
+/// The end of a received batch's transaction, once its changes are applied:
+/// signs the receipt, records the batch (for replays and the chain) and
+/// audits it. Returns the signed receipt.
+pub fn record_applied_batch(
+    tx: &mut rhip_store::Tx<'_>,
+    key: &NodeKey,
+    peer: RegionCode,
+    batch: &rhip_federation::VerifiedBatch,
+    applied: u64,
+    parked: Vec<Parked>,
+) -> Result<String, StoreError> {
+    let seq = batch.manifest.seq;
+    let detail =
+        format!("batch {seq}: {} changes, {applied} applied, {} parked", batch.payload.changes.len(), parked.len());
+    let receipt = Receipt::for_batch(batch, ReceiptStatus::Applied, applied, parked);
+    let signed = sign_receipt(key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tx.record_inbound_batch(
+        peer.as_str(),
+        i64::try_from(seq).unwrap_or(i64::MAX),
+        &batch.manifest.batch_id,
+        &batch.digest,
+        &signed,
+    )?;
+    tx.append_audit(&NewAuditEntry {
+        actor: format!("node:{peer}"),
+        actor_region: Some(peer.to_string()),
+        action: "federation_apply".into(),
+        resource_type: "batch".into(),
+        resource_id: Some(batch.manifest.batch_id.clone()),
+        outcome: "success".into(),
+        detail: Some(detail),
+        ..NewAuditEntry::default()
+    })?;
+    Ok(signed)
+}
+
 /// Applies the changes of a verified batch in the caller's transaction,
 /// keeping what `policy` keeps of each (and audit entries only where their
 /// way ends, the person's home node); returns how many were applied and
@@ -495,30 +531,7 @@ impl FederationContext {
                 Sequencing::Next => {}
             }
             let (applied, parked) = apply_changes(tx, &policy, &links, peer, &batch.payload.changes)?;
-            let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
-            let signed = sign_receipt(&self.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.record_inbound_batch(
-                peer.as_str(),
-                i64::try_from(seq).unwrap_or(i64::MAX),
-                &batch.manifest.batch_id,
-                &batch.digest,
-                &signed,
-            )?;
-            tx.append_audit(&NewAuditEntry {
-                actor: format!("node:{peer}"),
-                actor_region: Some(peer.to_string()),
-                action: "federation_apply".into(),
-                resource_type: "batch".into(),
-                resource_id: Some(batch.manifest.batch_id.clone()),
-                outcome: "success".into(),
-                detail: Some(format!(
-                    "batch {seq}: {} changes, {applied} applied, {} parked",
-                    batch.payload.changes.len(),
-                    parked.len()
-                )),
-                ..NewAuditEntry::default()
-            })?;
-            Ok(Answer::Receipt(signed))
+            Ok(Answer::Receipt(record_applied_batch(tx, &self.key, peer, &batch, applied, parked)?))
         });
         match outcome {
             Ok(answer) => {

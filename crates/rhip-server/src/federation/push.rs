@@ -329,35 +329,8 @@ impl Pusher {
                 Direction::Parent => tx.kept_at_home(&changes, |home| rhip_federation::is_destination(&links, home))?,
                 Direction::Child => Default::default(),
             };
-            let mut wire = Vec::with_capacity(changes.len());
-            for change in changes.iter().filter(|c| !kept_home.contains(&c.seq)) {
-                let info = RouteInfo {
-                    entity: &change.entity,
-                    home_region: change.home_region.as_deref(),
-                    received_from: change.received_from.as_deref(),
-                    origin_region: &change.origin_region,
-                };
-                let Some(route) = route(&links, &info, parent_policy).into_iter().find(|r| r.peer == peer.region)
-                else {
-                    continue;
-                };
-                let mut change = to_wire(change)?;
-                if change.entity == "document" && change.op == "create" {
-                    change = if route.content {
-                        match change.has_content() {
-                            true => change,
-                            false => match tx.document_content(&change.entity_id) {
-                                Ok(bytes) => change.with_content(&bytes),
-                                Err(StoreError::NotFound(_)) => change,
-                                Err(error) => return Err(error),
-                            },
-                        }
-                    } else {
-                        change.without_content()
-                    };
-                }
-                wire.push(change);
-            }
+            let sent = changes.iter().filter(|c| !kept_home.contains(&c.seq));
+            let wire = wire_changes(tx, &links, parent_policy, peer.region, sent)?;
             if wire.is_empty() {
                 tx.advance_cut(peer_code, last)?;
                 return Ok(Some(None));
@@ -472,6 +445,47 @@ pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
     full.mul_f64(0.5 + fraction * 0.5)
+}
+
+/// The change-log rows of a cut that `route` sends to `peer`, as wire
+/// changes: a document's bytes attached where the route carries content
+/// (read from the store when the row has none), stripped where it does not.
+pub fn wire_changes<'c>(
+    tx: &mut rhip_store::Tx<'_>,
+    links: &rhip_federation::Links,
+    parent_policy: Option<&RetentionPolicy>,
+    peer: rhip_core::RegionCode,
+    changes: impl Iterator<Item = &'c ChangeRecord>,
+) -> Result<Vec<WireChange>, StoreError> {
+    let mut wire = Vec::new();
+    for change in changes {
+        let info = RouteInfo {
+            entity: &change.entity,
+            home_region: change.home_region.as_deref(),
+            received_from: change.received_from.as_deref(),
+            origin_region: &change.origin_region,
+        };
+        let Some(route) = route(links, &info, parent_policy).into_iter().find(|r| r.peer == peer) else {
+            continue;
+        };
+        let mut change = to_wire(change)?;
+        if change.entity == "document" && change.op == "create" {
+            change = if route.content {
+                match change.has_content() {
+                    true => change,
+                    false => match tx.document_content(&change.entity_id) {
+                        Ok(bytes) => change.with_content(&bytes),
+                        Err(StoreError::NotFound(_)) => change,
+                        Err(error) => return Err(error),
+                    },
+                }
+            } else {
+                change.without_content()
+            };
+        }
+        wire.push(change);
+    }
+    Ok(wire)
 }
 
 /// A change-log row as it travels.

@@ -274,7 +274,7 @@ pub fn fed_cut(
     batch_size: usize,
     clock: &mut LinkClock,
 ) -> anyhow::Result<Option<Vec<String>>> {
-    use rhip_federation::{route, seal, Payload, RetentionPolicy, RouteInfo, GENESIS};
+    use rhip_federation::{seal, Payload, RetentionPolicy, GENESIS};
     use rhip_store::StoreError;
     let parent_policy = (node.links.parent == Some(peer)).then(|| RetentionPolicy::default_for(peer.tier()));
     let limit = i64::try_from(batch_size).unwrap_or(1000);
@@ -297,35 +297,13 @@ pub fn fed_cut(
         } else {
             std::collections::HashSet::new()
         };
-        let mut wire = Vec::with_capacity(changes.len());
-        for change in changes.iter().filter(|c| !kept_home.contains(&c.seq)) {
-            let info = RouteInfo {
-                entity: &change.entity,
-                home_region: change.home_region.as_deref(),
-                received_from: change.received_from.as_deref(),
-                origin_region: &change.origin_region,
-            };
-            let Some(route) = route(&node.links, &info, parent_policy.as_ref()).into_iter().find(|r| r.peer == peer)
-            else {
-                continue;
-            };
-            let mut change = rhip_server::federation::push::to_wire(change)?;
-            if change.entity == "document" && change.op == "create" {
-                change = if route.content {
-                    match change.has_content() {
-                        true => change,
-                        false => match tx.document_content(&change.entity_id) {
-                            Ok(bytes) => change.with_content(&bytes),
-                            Err(StoreError::NotFound(_)) => change,
-                            Err(error) => return Err(error),
-                        },
-                    }
-                } else {
-                    change.without_content()
-                };
-            }
-            wire.push(change);
-        }
+        let wire = rhip_server::federation::push::wire_changes(
+            tx,
+            &node.links,
+            parent_policy.as_ref(),
+            peer,
+            changes.iter().filter(|c| !kept_home.contains(&c.seq)),
+        )?;
         split(&mut wire_time);
         if wire.is_empty() {
             tx.advance_cut(peer_code, last)?;
@@ -376,8 +354,8 @@ pub fn fed_receive(
     payload: &[u8],
     clock: &mut LinkClock,
 ) -> anyhow::Result<(String, Vec<String>)> {
-    use rhip_federation::{check_sequence, sign_receipt, verify_batch, Receipt, ReceiptStatus, Sequencing};
-    use rhip_store::{NewAuditEntry, StoreError};
+    use rhip_federation::{check_sequence, verify_batch, Sequencing};
+    use rhip_store::StoreError;
     let verifying = Instant::now();
     let batch = verify_batch(&node.peer_keys, from.as_str(), node.me.as_str(), manifest, payload)
         .map_err(|refusal| anyhow::anyhow!("{} refused batch from {from}: {}", node.me, refusal.message()))?;
@@ -397,29 +375,8 @@ pub fn fed_receive(
         let (applied, parked) =
             rhip_server::federation::context::apply_changes(tx, &policy, &node.links, from, &batch.payload.changes)?;
         changes_time = loop_start.elapsed();
-        let receipt = Receipt::for_batch(&batch, ReceiptStatus::Applied, applied, parked.clone());
-        let signed = sign_receipt(&node.key, &receipt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tx.record_inbound_batch(
-            from.as_str(),
-            i64::try_from(seq).unwrap_or(i64::MAX),
-            &batch.manifest.batch_id,
-            &batch.digest,
-            &signed,
-        )?;
-        tx.append_audit(&NewAuditEntry {
-            actor: format!("node:{from}"),
-            actor_region: Some(from.to_string()),
-            action: "federation_apply".into(),
-            resource_type: "batch".into(),
-            resource_id: Some(batch.manifest.batch_id.clone()),
-            outcome: "success".into(),
-            detail: Some(format!(
-                "batch {seq}: {} changes, {applied} applied, {} parked",
-                batch.payload.changes.len(),
-                parked.len()
-            )),
-            ..NewAuditEntry::default()
-        })?;
+        let signed =
+            rhip_server::federation::context::record_applied_batch(tx, &node.key, from, &batch, applied, parked)?;
         body_end = Instant::now();
         Ok(signed)
     })?;
