@@ -297,11 +297,19 @@ fn rotation_reencrypts_while_a_node_keeps_serving(backend: Backend) {
         }
         let under_old: Count = diesel::sql_query(format!(
             "SELECT (SELECT count(*) FROM persons WHERE name LIKE 'enc1:{old_key}:%' OR phone LIKE 'enc1:{old_key}:%') \
-             + (SELECT count(*) FROM change_log WHERE payload LIKE 'enc1:{old_key}:%') AS n"
+             + (SELECT count(*) FROM change_log WHERE instr(payload, CAST('{old_key}' AS BLOB)) > 0) AS n"
         ))
         .get_result(&mut conn)
         .unwrap();
         assert_eq!(under_old.n, 0);
+        // Change payloads are sealed as bytes, not base64 text.
+        let binary: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM change_log \
+             WHERE substr(payload, 1, 8) = CAST('RHIPENC1' AS BLOB) AND instr(payload, CAST('{new_key}' AS BLOB)) > 0"
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert!(binary.n > 0);
     }
 
     // The node started before the rotation still reads everything, including

@@ -65,6 +65,49 @@ fn migrations_go_down_and_up_again(backend: Backend) {
     store.write(|tx| tx.bind_node_region()).unwrap();
 }
 
+/// Change payloads went from base64 text to bytes (migration 000014): its
+/// down re-encodes them in the text format an older build reads (the same
+/// ciphertext), and up again they still open, with no sequence used twice.
+fn change_payloads_survive_the_binary_migration_both_ways(backend: Backend) {
+    let Some(opened) = open(backend, "330106") else {
+        return;
+    };
+    let store = &opened.store;
+    store.write(|tx| tx.insert_person(&new_person("载荷迁移", 3))).unwrap();
+    store.write(|tx| tx.insert_person(&new_person("载荷迁移", 4))).unwrap();
+    let before = store.read(|tx| tx.changes_after(0, 100)).unwrap();
+    assert!(before.len() >= 2, "{before:?}");
+    assert!(before.iter().all(|c| c.payload.starts_with('{')), "{before:?}");
+
+    let reverted = store.revert_last_migration().unwrap();
+    assert!(reverted.replace('-', "").contains("000014"), "{reverted}");
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let text_format = "SELECT count(*) AS n FROM change_log WHERE payload LIKE 'enc1:%'";
+    let in_text: Count = match backend {
+        Backend::Sqlite => {
+            let path = opened.url.trim_start_matches("sqlite://");
+            diesel::sql_query(text_format).get_result(&mut diesel::SqliteConnection::establish(path).unwrap())
+        }
+        Backend::Postgres => {
+            diesel::sql_query(text_format).get_result(&mut diesel::PgConnection::establish(&opened.url).unwrap())
+        }
+    }
+    .unwrap();
+    assert_eq!(in_text.n, before.len() as i64, "every payload is in the text format after down");
+
+    assert_eq!(store.migrate().unwrap().len(), 1);
+    let after = store.read(|tx| tx.changes_after(0, 100)).unwrap();
+    assert_eq!(after, before);
+    let last = before.iter().map(|c| c.seq).max().unwrap();
+    store.write(|tx| tx.insert_person(&new_person("载荷迁移", 5))).unwrap();
+    let newer = store.read(|tx| tx.changes_after(last, 100)).unwrap();
+    assert!(!newer.is_empty() && newer.iter().all(|c| c.seq > last), "{newer:?}");
+}
+
 fn citizen_id_uniqueness_holds_under_concurrency(backend: Backend) {
     let Some(opened) = open(backend, "330106") else {
         return;
@@ -323,6 +366,7 @@ both_backends! {
     one_process_runs_a_singleton_job => super::one_process_runs_a_singleton_job;
     person_details_upsert_and_merge => super::person_details_upsert_and_merge;
     migrations_go_down_and_up_again => super::migrations_go_down_and_up_again;
+    change_payloads_survive_the_binary_migration_both_ways => super::change_payloads_survive_the_binary_migration_both_ways;
     citizen_id_uniqueness_holds_under_concurrency => super::citizen_id_uniqueness_holds_under_concurrency;
     an_identifier_belongs_to_one_person => super::an_identifier_belongs_to_one_person;
     the_audit_log_is_append_only => super::the_audit_log_is_append_only;

@@ -7,6 +7,7 @@
 //! policy (how long a code lives, when an account locks) is the caller's;
 //! this module only keeps the facts.
 
+use crate::conn::Direct;
 use crate::schema::{enrolment_codes, login_attempts, persons, refresh_tokens, revoked_tokens, users};
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -113,7 +114,7 @@ impl Tx<'_> {
                 enrolment_codes::created_at.eq(crate::now()),
                 enrolment_codes::expires_at.eq(expires_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -134,7 +135,7 @@ impl Tx<'_> {
             .filter(enrolment_codes::person_id.eq(person_id))
             .filter(enrolment_codes::used_at.is_null())
             .filter(enrolment_codes::expires_at.gt(now));
-        let usable: i64 = valid.count().get_result(self.conn)?;
+        let usable: i64 = valid.count().fetch_one(self.conn)?;
         if usable == 0 {
             return Ok(Err(EnrolmentRefusal::InvalidCode));
         }
@@ -142,11 +143,11 @@ impl Tx<'_> {
             .filter(users::person_id.eq(person_id))
             .filter(users::role.eq(RESIDENT))
             .count()
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         if existing > 0 {
             return Ok(Err(EnrolmentRefusal::AlreadyEnrolled));
         }
-        let spent = diesel::update(valid).set(enrolment_codes::used_at.eq(now)).execute(self.conn)?;
+        let spent = diesel::update(valid).set(enrolment_codes::used_at.eq(now)).run(self.conn)?;
         if spent == 0 {
             return Ok(Err(EnrolmentRefusal::InvalidCode));
         }
@@ -162,7 +163,7 @@ impl Tx<'_> {
                 users::created_at.eq(now),
                 users::updated_at.eq(now),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(Ok(user_id))
     }
 
@@ -186,7 +187,7 @@ impl Tx<'_> {
     pub fn set_password_hash(&mut self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
         diesel::update(users::table.find(user_id))
             .set((users::password_hash.eq(password_hash), users::updated_at.eq(crate::now())))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -213,7 +214,7 @@ impl Tx<'_> {
         let now = crate::now();
         let failures = self.login_failures(login_key)?.failures + 1;
         let locked_until = lock_for(failures).map(|span| now + span);
-        diesel::delete(login_attempts::table.find(login_key)).execute(self.conn)?;
+        diesel::delete(login_attempts::table.find(login_key)).run(self.conn)?;
         diesel::insert_into(login_attempts::table)
             .values((
                 login_attempts::login_key.eq(login_key),
@@ -221,14 +222,14 @@ impl Tx<'_> {
                 login_attempts::locked_until.eq(locked_until),
                 login_attempts::last_failure_at.eq(now),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(LoginFailures { failures, locked_until })
     }
 
     /// Forgets a key's failures after a successful login and notes the login.
     pub fn record_login(&mut self, login_key: &str, user_id: &str) -> Result<(), StoreError> {
-        diesel::delete(login_attempts::table.find(login_key)).execute(self.conn)?;
-        diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(crate::now())).execute(self.conn)?;
+        diesel::delete(login_attempts::table.find(login_key)).run(self.conn)?;
+        diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(crate::now())).run(self.conn)?;
         Ok(())
     }
 
@@ -244,7 +245,7 @@ impl Tx<'_> {
                 refresh_tokens::issued_at.eq(crate::now()),
                 refresh_tokens::expires_at.eq(token.expires_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -278,7 +279,7 @@ impl Tx<'_> {
         }
         diesel::update(refresh_tokens::table.filter(refresh_tokens::token_hash.eq(token_hash)))
             .set(refresh_tokens::used_at.eq(now))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(RefreshUse::Valid { family_id, user_id, person_id })
     }
 
@@ -299,7 +300,7 @@ impl Tx<'_> {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set((refresh_tokens::revoked_at.eq(crate::now()), refresh_tokens::revoked_reason.eq(reason)))
-        .execute(self.conn)?)
+        .run(self.conn)?)
     }
 
     /// Revokes every live refresh token of an account (a password change
@@ -311,7 +312,7 @@ impl Tx<'_> {
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set((refresh_tokens::revoked_at.eq(crate::now()), refresh_tokens::revoked_reason.eq(reason)))
-        .execute(self.conn)?)
+        .run(self.conn)?)
     }
 
     /// Ids of revoked access tokens that have not expired yet.
@@ -319,6 +320,6 @@ impl Tx<'_> {
         Ok(revoked_tokens::table
             .filter(revoked_tokens::expires_at.gt(crate::now()))
             .select(revoked_tokens::jti)
-            .load(self.conn)?)
+            .fetch_all(self.conn)?)
     }
 }

@@ -3,6 +3,7 @@
 //! (database triggers refuse anything else); `audit_chain.rs` chains, seals
 //! and archives them.
 
+use crate::conn::Direct;
 use crate::schema::audit_log;
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -160,7 +161,7 @@ impl Tx<'_> {
         person_id: &str,
         origin_region: &str,
     ) -> Result<(), StoreError> {
-        let here: i64 = audit_log::table.filter(audit_log::id.eq(&entry.id)).count().get_result(self.conn)?;
+        let here: i64 = audit_log::table.filter(audit_log::id.eq(&entry.id)).count().fetch_one(self.conn)?;
         if here > 0 {
             return Ok(());
         }
@@ -194,7 +195,7 @@ impl Tx<'_> {
                 audit_log::detail.eq(&entry.detail),
                 audit_log::origin_region.eq(&entry.origin_region),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 

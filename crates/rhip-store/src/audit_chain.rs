@@ -27,6 +27,7 @@
 //! triggers allow for archived positions only.
 
 use crate::audit::AuditRecord;
+use crate::conn::Direct;
 use crate::schema::{audit_archives, audit_chain, audit_log, audit_seals, node_meta};
 use crate::{DbConn, Store, StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -276,13 +277,13 @@ impl Tx<'_> {
                     "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('audit_log', 'seq')::regclass), 0) \
                      AS seq",
                 )
-                .get_result::<SeqValue>(self.conn)?
+                .fetch_one::<SeqValue>(self.conn)?
                 .seq;
                 Ok(AuditFence { seq, open: self.audit_writers()? })
             }
             DbConn::Sqlite(_) => {
                 let seq =
-                    audit_log::table.select(diesel::dsl::max(audit_log::seq)).get_result::<Option<i64>>(self.conn)?;
+                    audit_log::table.select(diesel::dsl::max(audit_log::seq)).fetch_one::<Option<i64>>(self.conn)?;
                 Ok(AuditFence { seq: seq.unwrap_or(0), open: Vec::new() })
             }
         }
@@ -299,7 +300,7 @@ impl Tx<'_> {
              WHERE locktype = 'relation' AND relation = 'audit_log'::regclass \
              AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()",
         )
-        .load::<Holder>(self.conn)?
+        .fetch_all::<Holder>(self.conn)?
         .into_iter()
         .map(|h| h.vxid)
         .collect())
@@ -353,7 +354,7 @@ impl Tx<'_> {
         let value: Option<String> = node_meta::table
             .filter(node_meta::key.eq(WATERMARK_KEY))
             .select(node_meta::value)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?;
         match value {
             None => Ok(0),
@@ -366,11 +367,11 @@ impl Tx<'_> {
     fn set_audit_chain_watermark(&mut self, seq: i64) -> Result<(), StoreError> {
         let updated = diesel::update(node_meta::table.filter(node_meta::key.eq(WATERMARK_KEY)))
             .set(node_meta::value.eq(seq.to_string()))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         if updated == 0 {
             diesel::insert_into(node_meta::table)
                 .values((node_meta::key.eq(WATERMARK_KEY), node_meta::value.eq(seq.to_string())))
-                .execute(self.conn)?;
+                .run(self.conn)?;
         }
         Ok(())
     }
@@ -442,7 +443,7 @@ impl Tx<'_> {
                 audit_chain::table.filter(audit_chain::audit_seq.eq(audit_log::seq)),
             )))
             .count()
-            .get_result(self.conn)?)
+            .fetch_one(self.conn)?)
     }
 
     /// The newest seal.
@@ -479,7 +480,7 @@ impl Tx<'_> {
             }
             None => return Err(StoreError::NotFound(format!("audit chain position {}", seal.position))),
         }
-        diesel::insert_into(audit_seals::table).values(seal).execute(self.conn)?;
+        diesel::insert_into(audit_seals::table).values(seal).run(self.conn)?;
         Ok(())
     }
 
@@ -533,14 +534,14 @@ impl Tx<'_> {
                 archive.to_position
             )));
         }
-        diesel::insert_into(audit_archives::table).values(archive).execute(self.conn)?;
+        diesel::insert_into(audit_archives::table).values(archive).run(self.conn)?;
         let range = audit_chain::position.between(archive.from_position, archive.to_position);
         let removed = diesel::delete(
             audit_log::table
                 .filter(audit_log::seq.eq_any(audit_chain::table.filter(range).select(audit_chain::audit_seq))),
         )
-        .execute(self.conn)?;
-        diesel::delete(audit_chain::table.filter(range)).execute(self.conn)?;
+        .run(self.conn)?;
+        diesel::delete(audit_chain::table.filter(range)).run(self.conn)?;
         Ok(removed as u64)
     }
 }

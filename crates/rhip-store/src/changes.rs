@@ -4,14 +4,13 @@
 //! data, so they are sealed in the row and opened when read
 //! ([`Tx::open_changes`]).
 
+use crate::conn::Direct;
 use crate::schema::change_log;
 use crate::{StoreError, Tx};
 use diesel::prelude::*;
 
-/// One change as stored in the outbox.
-#[derive(Clone, Debug, Queryable, Selectable, PartialEq)]
-#[diesel(table_name = change_log)]
-#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+/// One change of the outbox, its payload opened.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChangeRecord {
     /// Local order of the outbox, assigned at insert.
     pub seq: i64,
@@ -38,6 +37,27 @@ pub struct ChangeRecord {
     /// The peer region this change arrived from (`None`: made here), so it
     /// is never sent back that way.
     pub received_from: Option<String>,
+}
+
+/// A change-log row as stored: its payload sealed in the binary format
+/// (rows written while the column held text keep the text format, which
+/// opens all the same).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = change_log)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ChangeRow {
+    seq: i64,
+    id: String,
+    hlc: String,
+    origin_region: String,
+    entity: String,
+    entity_id: String,
+    op: String,
+    person_id: Option<String>,
+    home_region: Option<String>,
+    payload: Vec<u8>,
+    created_at: chrono::NaiveDateTime,
+    received_from: Option<String>,
 }
 
 impl Tx<'_> {
@@ -78,10 +98,10 @@ impl Tx<'_> {
                 change_log::op.eq(op),
                 change_log::person_id.eq(person_id),
                 change_log::home_region.eq(home_region),
-                change_log::payload.eq(self.crypt().seal(crate::crypt::CHANGE_PAYLOAD, &payload.to_string())?),
+                change_log::payload.eq(self.seal_payload(&payload.to_string())?),
                 change_log::created_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -91,22 +111,40 @@ impl Tx<'_> {
             .filter(change_log::seq.gt(after_seq))
             .order(change_log::seq.asc())
             .limit(limit)
-            .select(ChangeRecord::as_select())
+            .select(ChangeRow::as_select())
             .load(self.conn)?;
         self.open_changes(changes)
     }
 
     /// Opens the sealed payloads of change-log rows just read.
-    pub(crate) fn open_changes(&self, mut changes: Vec<ChangeRecord>) -> Result<Vec<ChangeRecord>, StoreError> {
+    pub(crate) fn open_changes(&self, rows: Vec<ChangeRow>) -> Result<Vec<ChangeRecord>, StoreError> {
         let crypt = self.crypt();
-        for change in &mut changes {
-            change.payload = crypt.open(crate::crypt::CHANGE_PAYLOAD, &change.payload)?;
-        }
-        Ok(changes)
+        rows.into_iter()
+            .map(|row| {
+                let payload = crypt.open_bytes(crate::crypt::CHANGE_PAYLOAD, &row.payload)?;
+                let payload = String::from_utf8(payload)
+                    .map_err(|e| StoreError::Corrupt(format!("change {}: payload is not UTF-8: {e}", row.id)))?;
+                Ok(ChangeRecord {
+                    seq: row.seq,
+                    id: row.id,
+                    hlc: row.hlc,
+                    origin_region: row.origin_region,
+                    entity: row.entity,
+                    entity_id: row.entity_id,
+                    op: row.op,
+                    person_id: row.person_id,
+                    home_region: row.home_region,
+                    payload,
+                    created_at: row.created_at,
+                    received_from: row.received_from,
+                })
+            })
+            .collect()
     }
 
-    /// Seals a change payload for its row.
-    pub(crate) fn seal_payload(&self, payload: &str) -> Result<String, StoreError> {
-        self.crypt().seal(crate::crypt::CHANGE_PAYLOAD, payload)
+    /// Seals a change payload for its row, in the binary format (no base64:
+    /// the change log is most of what a node writes).
+    pub(crate) fn seal_payload(&self, payload: &str) -> Result<Vec<u8>, StoreError> {
+        self.crypt().seal_bytes(crate::crypt::CHANGE_PAYLOAD, payload.as_bytes())
     }
 }

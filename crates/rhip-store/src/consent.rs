@@ -8,6 +8,7 @@
 //! consent again with that id among its subjects, so a node that knows the
 //! person only by its own id still finds it.
 
+use crate::conn::Direct;
 use crate::schema::{consent_subjects, diagnoses, documents, encounters, person_aliases, person_consents, persons};
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -93,10 +94,13 @@ impl Tx<'_> {
             person_aliases::table
                 .filter(person_aliases::local_id.eq(person))
                 .select(person_aliases::remote_id)
-                .load::<String>(self.conn)?,
+                .fetch_all::<String>(self.conn)?,
         );
         ids.extend(
-            persons::table.filter(persons::merged_into.eq(person)).select(persons::id).load::<String>(self.conn)?,
+            persons::table
+                .filter(persons::merged_into.eq(person))
+                .select(persons::id)
+                .fetch_all::<String>(self.conn)?,
         );
         ids.sort();
         ids.dedup();
@@ -108,14 +112,14 @@ impl Tx<'_> {
             .filter(consent_subjects::subject_id.eq_any(ids))
             .select(consent_subjects::person_id)
             .distinct()
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         if homes.is_empty() {
             return Ok(Vec::new());
         }
         let rows: Vec<ConsentRow> = person_consents::table
             .filter(person_consents::person_id.eq_any(&homes))
             .order(person_consents::person_id.asc())
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         rows.into_iter().map(|row| self.consent_from_row(row)).collect()
     }
 
@@ -125,7 +129,7 @@ impl Tx<'_> {
         let mut subjects: Vec<String> = consent_subjects::table
             .filter(consent_subjects::person_id.eq(&row.person_id))
             .select(consent_subjects::subject_id)
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         subjects.sort_by_key(|subject| (*subject != row.person_id, subject.clone()));
         Ok(ConsentRecord {
             person_id: row.person_id,
@@ -179,7 +183,7 @@ impl Tx<'_> {
             .inner_join(person_consents::table.on(person_consents::person_id.eq(consent_subjects::person_id)))
             .filter(consent_subjects::subject_id.eq_any(persons))
             .select((consent_subjects::subject_id, person_consents::person_id, person_consents::rules))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let mut kept: HashMap<String, BTreeSet<ConsentCategory>> = HashMap::new();
         for (subject, home_id, rules) in rows {
             let rules: BTreeMap<String, Restrictions> =
@@ -295,7 +299,7 @@ impl Tx<'_> {
 
     fn store_consent(&mut self, record: &ConsentRecord) -> Result<(), StoreError> {
         let rules = serde_json::to_string(&record.rules).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        diesel::delete(person_consents::table.find(&record.person_id)).execute(self.conn)?;
+        diesel::delete(person_consents::table.find(&record.person_id)).run(self.conn)?;
         diesel::insert_into(person_consents::table)
             .values((
                 person_consents::person_id.eq(&record.person_id),
@@ -305,15 +309,15 @@ impl Tx<'_> {
                 person_consents::origin_region.eq(&record.origin_region),
                 person_consents::updated_at.eq(record.updated_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let mut subjects: BTreeSet<&str> = record.subjects.iter().map(String::as_str).collect();
         subjects.insert(&record.person_id);
         for subject in subjects {
             // A subject belongs to one consent; the latest statement about it wins.
-            diesel::delete(consent_subjects::table.find(subject)).execute(self.conn)?;
+            diesel::delete(consent_subjects::table.find(subject)).run(self.conn)?;
             diesel::insert_into(consent_subjects::table)
                 .values((consent_subjects::subject_id.eq(subject), consent_subjects::person_id.eq(&record.person_id)))
-                .execute(self.conn)?;
+                .run(self.conn)?;
         }
         Ok(())
     }
@@ -330,7 +334,7 @@ impl Tx<'_> {
                 diagnoses::code,
                 diagnoses::document_id,
             ))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let sensitive: Vec<_> = rows
             .into_iter()
             .filter_map(|(id, encounter, system, code, document)| {
@@ -351,7 +355,7 @@ impl Tx<'_> {
         let docs: Vec<(String, Option<String>, Option<String>)> = documents::table
             .filter(documents::encounter_id.eq_any(&encounter_ids).or(documents::id.eq_any(&carried)))
             .select((documents::id, documents::encounter_id, documents::author_facility))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         Ok(sensitive
             .into_iter()
             .map(|(category, diagnosis_id, encounter_id, document_id)| {

@@ -22,6 +22,7 @@
 //! linking) and `person_contacts.name_index` (part of the contacts' unique
 //! key).
 
+use crate::conn::Direct;
 use crate::schema::{
     change_log, documents, fed_batches_out, fed_dead_letters, households, node_meta, person_contacts, persons,
     submissions,
@@ -119,8 +120,15 @@ pub fn text_key_id(stored: &str) -> Option<&str> {
     stored.strip_prefix(TEXT_PREFIX)?.split_once(':').map(|(id, _)| id)
 }
 
-/// The key id a stored binary value names (`None`: plaintext).
+/// The key id a stored binary value names (`None`: plaintext). A value in
+/// the text format (a column that held text before, `change_log.payload`)
+/// names its key too.
 pub fn bytes_key_id(stored: &[u8]) -> Option<&str> {
+    if stored.starts_with(TEXT_PREFIX.as_bytes()) {
+        let head = stored.get(..stored.len().min(TEXT_PREFIX.len() + 256))?;
+        let head = std::str::from_utf8(head).ok()?;
+        return text_key_id(head);
+    }
     let rest = stored.strip_prefix(BYTES_MAGIC)?;
     let (&len, rest) = rest.split_first()?;
     std::str::from_utf8(rest.get(..usize::from(len))?).ok()
@@ -181,8 +189,14 @@ impl Crypt<'_> {
         Ok(out)
     }
 
-    /// Opens bytes (plaintext from before encryption reads as is).
+    /// Opens bytes (plaintext from before encryption reads as is, and a
+    /// value sealed in the text format while the column held text opens too).
     pub(crate) fn open_bytes(&self, field: Field, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+        if stored.starts_with(TEXT_PREFIX.as_bytes()) {
+            let text = std::str::from_utf8(stored)
+                .map_err(|e| StoreError::Corrupt(format!("{}.{}: {e}", field.table, field.column)))?;
+            return Ok(self.open(field, text)?.into_bytes());
+        }
         let Some(rest) = stored.strip_prefix(BYTES_MAGIC) else { return Ok(stored.to_vec()) };
         let malformed = || StoreError::Corrupt(format!("{}.{}: malformed encrypted value", field.table, field.column));
         let (&len, rest) = rest.split_first().ok_or_else(malformed)?;
@@ -370,7 +384,7 @@ impl Tx<'_> {
         if let crate::DbConn::Sqlite(_) = self.conn {
             diesel::update(node_meta::table.filter(node_meta::key.eq("region")))
                 .set(node_meta::value.eq(node_meta::value))
-                .execute(self.conn)?;
+                .run(self.conn)?;
         }
         Ok(())
     }
@@ -386,7 +400,7 @@ impl Tx<'_> {
                         stringify!($column),
                         ", 1, 64)"
                     )))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 for head in heads.iter().flatten() {
                     tally(&mut usage, text_key_id(head));
                 }
@@ -400,7 +414,7 @@ impl Tx<'_> {
                         stringify!($column),
                         ", 1, 64)"
                     )))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 for head in heads.iter().flatten() {
                     tally(&mut usage, bytes_key_id(head));
                 }
@@ -419,7 +433,7 @@ impl Tx<'_> {
             ("submissions", "errors") => text_heads!(submissions, errors),
             ("submissions", "z_segments") => text_heads!(submissions, z_segments),
             ("documents", "content") => byte_heads!(documents, content),
-            ("change_log", "payload") => text_heads!(change_log, payload),
+            ("change_log", "payload") => byte_heads!(change_log, payload),
             ("fed_batches_out", "payload") => byte_heads!(fed_batches_out, payload),
             ("fed_dead_letters", "change") => text_heads!(fed_dead_letters, change),
             (table, column) => return Err(StoreError::Config(format!("{table}.{column} is not an encrypted column"))),
@@ -491,7 +505,7 @@ impl Tx<'_> {
                         persons::id_number_index,
                         persons::name_index,
                     ))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -506,7 +520,7 @@ impl Tx<'_> {
                         let written =
                             diesel::update(persons::table.filter(persons::id.eq(&id)).filter(persons::name.eq(&name)))
                                 .set((persons::name.eq(&sealed), persons::name_index.eq(&index)))
-                                .execute(self.conn)?;
+                                .run(self.conn)?;
                         count(&mut out, written);
                     }
                     if let Some(stored) = &id_number {
@@ -521,7 +535,7 @@ impl Tx<'_> {
                                 persons::table.filter(persons::id.eq(&id)).filter(persons::id_number.eq(stored)),
                             )
                             .set((persons::id_number.eq(&sealed), persons::id_number_index.eq(&index)))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -531,7 +545,7 @@ impl Tx<'_> {
                                 persons::table.filter(persons::id.eq(&id)).filter(persons::phone.eq(stored)),
                             )
                             .set(persons::phone.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -541,7 +555,7 @@ impl Tx<'_> {
                                 persons::table.filter(persons::id.eq(&id)).filter(persons::address_line.eq(stored)),
                             )
                             .set(persons::address_line.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -558,7 +572,7 @@ impl Tx<'_> {
                         person_contacts::phone,
                         person_contacts::name_index,
                     ))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -576,7 +590,7 @@ impl Tx<'_> {
                                 .filter(person_contacts::name.eq(&name)),
                         )
                         .set((person_contacts::name.eq(&sealed), person_contacts::name_index.eq(&index)))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                         count(&mut out, written);
                     }
                     if let Some(stored) = &phone {
@@ -587,7 +601,7 @@ impl Tx<'_> {
                                     .filter(person_contacts::phone.eq(stored)),
                             )
                             .set(person_contacts::phone.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -599,7 +613,7 @@ impl Tx<'_> {
                     .order(households::id.asc())
                     .limit(limit)
                     .select((households::id, households::address_line))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -612,7 +626,7 @@ impl Tx<'_> {
                                     .filter(households::address_line.eq(stored)),
                             )
                             .set(households::address_line.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -631,7 +645,7 @@ impl Tx<'_> {
                         submissions::errors,
                         submissions::z_segments,
                     ))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -640,20 +654,20 @@ impl Tx<'_> {
                     if let Some(sealed) = self.renew_bytes(SUBMISSION_RAW, &raw, current)? {
                         let written = diesel::update(row().filter(submissions::raw.eq(&raw)))
                             .set(submissions::raw.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                         count(&mut out, written);
                     }
                     if let Some(sealed) = self.renew_bytes(SUBMISSION_ACK, &ack, current)? {
                         let written = diesel::update(row().filter(submissions::ack.eq(&ack)))
                             .set(submissions::ack.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                         count(&mut out, written);
                     }
                     if let Some(stored) = &errors {
                         if let Some((_, sealed)) = self.renew_text(SUBMISSION_ERRORS, stored, current)? {
                             let written = diesel::update(row().filter(submissions::errors.eq(stored)))
                                 .set(submissions::errors.eq(&sealed))
-                                .execute(self.conn)?;
+                                .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -661,7 +675,7 @@ impl Tx<'_> {
                         if let Some((_, sealed)) = self.renew_text(SUBMISSION_Z_SEGMENTS, stored, current)? {
                             let written = diesel::update(row().filter(submissions::z_segments.eq(stored)))
                                 .set(submissions::z_segments.eq(&sealed))
-                                .execute(self.conn)?;
+                                .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -673,7 +687,7 @@ impl Tx<'_> {
                     .order(documents::id.asc())
                     .limit(limit)
                     .select((documents::id, documents::content))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -684,7 +698,7 @@ impl Tx<'_> {
                                 documents::table.filter(documents::id.eq(&id)).filter(documents::content.eq(stored)),
                             )
                             .set(documents::content.eq(&sealed))
-                            .execute(self.conn)?;
+                            .run(self.conn)?;
                             count(&mut out, written);
                         }
                     }
@@ -695,21 +709,21 @@ impl Tx<'_> {
                     Some(RowKey::Seq(seq)) => *seq,
                     _ => i64::MIN,
                 };
-                let rows: Vec<(i64, String)> = change_log::table
+                let rows: Vec<(i64, Vec<u8>)> = change_log::table
                     .filter(change_log::seq.gt(after_seq))
                     .order(change_log::seq.asc())
                     .limit(limit)
                     .select((change_log::seq, change_log::payload))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Seq(r.0))).flatten();
                 for (seq, payload) in rows {
-                    if let Some((_, sealed)) = self.renew_text(CHANGE_PAYLOAD, &payload, current)? {
+                    if let Some(sealed) = self.renew_bytes(CHANGE_PAYLOAD, &payload, current)? {
                         let written = diesel::update(
                             change_log::table.filter(change_log::seq.eq(seq)).filter(change_log::payload.eq(&payload)),
                         )
                         .set(change_log::payload.eq(&sealed))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                         count(&mut out, written);
                     }
                 }
@@ -728,7 +742,7 @@ impl Tx<'_> {
                     .order((fed_batches_out::peer_region.asc(), fed_batches_out::seq.asc()))
                     .limit(limit)
                     .select((fed_batches_out::peer_region, fed_batches_out::seq, fed_batches_out::payload))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next = (rows.len() as i64 == limit)
                     .then(|| rows.last().map(|r| RowKey::PeerSeq(r.0.clone(), r.1)))
@@ -742,7 +756,7 @@ impl Tx<'_> {
                                 .filter(fed_batches_out::payload.eq(&payload)),
                         )
                         .set(fed_batches_out::payload.eq(&sealed))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                         count(&mut out, written);
                     }
                 }
@@ -753,7 +767,7 @@ impl Tx<'_> {
                     .order(fed_dead_letters::id.asc())
                     .limit(limit)
                     .select((fed_dead_letters::id, fed_dead_letters::change))
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 out.examined = rows.len() as u64;
                 out.next =
                     (rows.len() as i64 == limit).then(|| rows.last().map(|r| RowKey::Text(r.0.clone()))).flatten();
@@ -765,7 +779,7 @@ impl Tx<'_> {
                                 .filter(fed_dead_letters::change.eq(&change)),
                         )
                         .set(fed_dead_letters::change.eq(&sealed))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                         count(&mut out, written);
                     }
                 }
@@ -789,5 +803,45 @@ mod tests {
         bytes.extend_from_slice(b"abcdef");
         assert_eq!(bytes_key_id(&bytes), Some("abc"));
         assert_eq!(bytes_key_id(b"MSH|^~\\&"), None);
+        // A text-format value in a column that is binary now.
+        assert_eq!(bytes_key_id(b"enc1:abc:AAAA"), Some("abc"));
+    }
+
+    /// A fixed-key cipher, enough to seal and open.
+    struct TestCipher;
+
+    impl FieldCipher for TestCipher {
+        fn current_key_id(&self) -> Result<String, CipherError> {
+            Ok("k1".into())
+        }
+        fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<(String, Vec<u8>), CipherError> {
+            // Not encryption: the test only needs the formats round-tripped.
+            let mut out = aad.to_vec();
+            out.extend_from_slice(plain);
+            Ok(("k1".into(), out))
+        }
+        fn open(&self, key_id: &str, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CipherError> {
+            if key_id != "k1" {
+                return Err(CipherError::UnknownKey(key_id.into()));
+            }
+            sealed.strip_prefix(aad).map(<[u8]>::to_vec).ok_or(CipherError::Refused)
+        }
+        fn blind_index(&self, domain: &str, value: &str) -> String {
+            format!("{domain}:{value}")
+        }
+    }
+
+    #[test]
+    fn a_value_sealed_as_text_opens_from_a_binary_column() {
+        let crypt = Crypt(&TestCipher);
+        let text = crypt.seal(CHANGE_PAYLOAD, r#"{"id":"p1"}"#).unwrap();
+        assert!(text.starts_with("enc1:k1:"));
+        assert_eq!(crypt.open_bytes(CHANGE_PAYLOAD, text.as_bytes()).unwrap(), br#"{"id":"p1"}"#);
+        let bytes = crypt.seal_bytes(CHANGE_PAYLOAD, br#"{"id":"p2"}"#).unwrap();
+        assert_eq!(bytes_key_id(&bytes), Some("k1"));
+        assert_eq!(crypt.open_bytes(CHANGE_PAYLOAD, &bytes).unwrap(), br#"{"id":"p2"}"#);
+        // Sealed for another column, it does not open here.
+        let other = crypt.seal(PERSON_NAME, "张三").unwrap();
+        assert!(crypt.open_bytes(CHANGE_PAYLOAD, other.as_bytes()).is_err());
     }
 }

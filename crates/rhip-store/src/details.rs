@@ -10,6 +10,7 @@
 //! update. Every write that changes something appends its change-log row;
 //! one that changes nothing writes nothing.
 
+use crate::conn::Direct;
 use crate::schema::{
     allergies, encounters, person_contacts, person_coverages, person_identifiers, persons, submissions,
 };
@@ -284,7 +285,7 @@ impl Tx<'_> {
                 allergies::hlc.eq(&record.hlc),
                 allergies::updated_at.eq(record.updated_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         self.record_detail_change("allergy", &record.id, "update", &record.person_id, &record.hlc, &record)?;
         Ok(Upserted::Updated)
     }
@@ -361,7 +362,7 @@ impl Tx<'_> {
                 person_contacts::hlc.eq(&record.hlc),
                 person_contacts::updated_at.eq(record.updated_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         self.record_detail_change("person_contact", &record.id, "update", &record.person_id, &record.hlc, &record)?;
         Ok(Upserted::Updated)
     }
@@ -439,7 +440,7 @@ impl Tx<'_> {
                 person_coverages::hlc.eq(&record.hlc),
                 person_coverages::updated_at.eq(record.updated_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         self.record_detail_change("person_coverage", &record.id, "update", &record.person_id, &record.hlc, &record)?;
         Ok(Upserted::Updated)
     }
@@ -457,7 +458,7 @@ impl Tx<'_> {
         let (facility, provider): (Option<String>, Option<String>) = persons::table
             .find(person_id)
             .select((persons::primary_facility, persons::primary_provider))
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))?;
         let replace = change == DemographicsChange::Replace;
@@ -480,7 +481,7 @@ impl Tx<'_> {
                 persons::demographics_origin.eq(self.node_region().as_str()),
                 persons::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let record = self.person_record(person_id)?;
         self.remember_home_region(person_id, &record.home_region);
         self.record_change(
@@ -556,7 +557,7 @@ impl Tx<'_> {
                 person_contacts::updated_at.eq(record.updated_at),
                 person_contacts::name_index.eq(name_index),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -584,7 +585,7 @@ impl Tx<'_> {
                 .filter(persons::id.eq_any(person_ids))
                 .filter(persons::home_region.like(format!("{}%", region.jurisdiction_prefix())))
                 .select(persons::id)
-                .load(self.conn)?),
+                .fetch_all(self.conn)?),
             Scope::Facility(code) => Ok(persons::table
                 .filter(persons::id.eq_any(person_ids))
                 .filter(
@@ -604,7 +605,7 @@ impl Tx<'_> {
                         )),
                 )
                 .select(persons::id)
-                .load(self.conn)?),
+                .fetch_all(self.conn)?),
         }
     }
 

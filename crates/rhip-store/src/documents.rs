@@ -3,6 +3,7 @@
 //! retrievable), and the medications extracted from them. Diagnoses and
 //! results extracted from documents live with the others (`records.rs`).
 
+use crate::conn::Direct;
 use crate::schema::{diagnoses, documents, ehr_entries, medications, observations};
 use crate::{Access, Scope, StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -241,7 +242,7 @@ impl Tx<'_> {
                 documents::type_system.eq(&record.type_system),
                 documents::kind.eq(&record.kind),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         if let Some(person) = &record.person_id {
             let home = self.home_region_of(person)?;
             let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -265,7 +266,7 @@ impl Tx<'_> {
         let hlc = self.tick().encode();
         self.supersede_rows(old_id, new_id, &hlc)?;
         let person: Option<Option<String>> =
-            documents::table.find(old_id).select(documents::person_id).get_result(self.conn).optional()?;
+            documents::table.find(old_id).select(documents::person_id).fetch_one(self.conn).optional()?;
         if let Some(Some(person)) = person {
             let home = self.home_region_of(&person)?;
             let payload = serde_json::json!({ "id": old_id, "superseded_by": new_id });
@@ -279,14 +280,14 @@ impl Tx<'_> {
     pub(crate) fn supersede_rows(&mut self, old_id: &str, new_id: &str, hlc: &str) -> Result<(), StoreError> {
         diesel::update(documents::table.find(old_id))
             .set((documents::status.eq("superseded"), documents::hlc.eq(hlc)))
-            .execute(self.conn)?;
-        diesel::delete(diagnoses::table.filter(diagnoses::document_id.eq(old_id))).execute(self.conn)?;
-        diesel::delete(observations::table.filter(observations::document_id.eq(old_id))).execute(self.conn)?;
-        diesel::delete(medications::table.filter(medications::document_id.eq(old_id))).execute(self.conn)?;
+            .run(self.conn)?;
+        diesel::delete(diagnoses::table.filter(diagnoses::document_id.eq(old_id))).run(self.conn)?;
+        diesel::delete(observations::table.filter(observations::document_id.eq(old_id))).run(self.conn)?;
+        diesel::delete(medications::table.filter(medications::document_id.eq(old_id))).run(self.conn)?;
         // The EHR index points at the current version.
         diesel::update(ehr_entries::table.filter(ehr_entries::document_id.eq(old_id)))
             .set(ehr_entries::document_id.eq(new_id))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -311,7 +312,7 @@ impl Tx<'_> {
     /// [`StoreError::NotFound`] naming the region that holds them.
     pub fn document_content(&mut self, id: &str) -> Result<Vec<u8>, StoreError> {
         let (content, holder): (Option<Vec<u8>>, Option<String>) =
-            documents::table.find(id).select((documents::content, documents::holder_region)).get_result(self.conn)?;
+            documents::table.find(id).select((documents::content, documents::holder_region)).fetch_one(self.conn)?;
         let content = content.ok_or_else(|| {
             StoreError::NotFound(format!(
                 "the content of document {id} is not kept here; it is held at {}",
@@ -374,7 +375,7 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             created_at: crate::now(),
         };
-        diesel::insert_into(medications::table).values(&record).execute(self.conn)?;
+        diesel::insert_into(medications::table).values(&record).run(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change(

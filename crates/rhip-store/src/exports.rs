@@ -9,6 +9,7 @@
 //! facility's kind instead); diagnosis and result codes without display
 //! texts or values; EHR entry kinds without summaries. Nothing here writes.
 
+use crate::conn::Direct;
 use crate::schema::{diagnoses, ehr_entries, encounters, facilities, observations, persons};
 use crate::{DbConn, Scope, StoreError, Tx};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -163,7 +164,7 @@ impl Tx<'_> {
                 facilities::kind.nullable(),
             ))
             .order((encounters::person_id, encounters::id))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let diagnoses = diagnoses::table
             .filter(diagnoses::person_id.eq_any(person_ids))
             .filter(diagnoses::encounter_id.is_not_null())
@@ -175,7 +176,7 @@ impl Tx<'_> {
                 diagnoses::diagnosis_type,
             ))
             .order((diagnoses::person_id, diagnoses::id))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let observations = observations::table
             .filter(observations::person_id.eq_any(person_ids))
             .select((
@@ -187,13 +188,13 @@ impl Tx<'_> {
                 observations::encounter_id,
             ))
             .order((observations::person_id, observations::id))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let ehr_entries = ehr_entries::table
             .filter(ehr_entries::person_id.eq_any(person_ids))
             .filter(ehr_entries::kind.ne_all(["encounter", "lab_report"]))
             .select((ehr_entries::person_id, ehr_entries::kind, ehr_entries::occurred_at, ehr_entries::encounter_id))
             .order((ehr_entries::person_id, ehr_entries::id))
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         Ok(ExportClinical { encounters, diagnoses, observations, ehr_entries })
     }
 }

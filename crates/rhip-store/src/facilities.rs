@@ -1,6 +1,7 @@
 //! Facility registry: the hospitals, clinics and public-health centres whose
 //! submissions this node accepts.
 
+use crate::conn::Direct;
 use crate::schema::facilities;
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -59,14 +60,14 @@ impl Tx<'_> {
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(facilities::table).values(&record).execute(self.conn).map_err(
-            |e| match StoreError::from(e) {
+        diesel::insert_into(facilities::table).values(&record).run(self.conn).map_err(|e| {
+            match StoreError::from(e) {
                 StoreError::Conflict(_) => {
                     StoreError::Conflict(format!("facility {} is already registered", record.code))
                 }
                 other => other,
-            },
-        )?;
+            }
+        })?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("facility", &record.code, "create", None, &record.hlc, &payload)?;
         Ok(record)

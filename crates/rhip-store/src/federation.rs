@@ -24,6 +24,7 @@
 //! protocol (manifests, signatures, transport); the structs here are plain
 //! storage shapes, and the federation crate converts to and from them.
 
+use crate::conn::{direct, Direct};
 use crate::persons::PersonRow;
 use crate::schema::{
     allergies, change_log, diagnoses, documents, ehr_entries, encounters, facilities, fed_batches_in, fed_batches_out,
@@ -362,7 +363,7 @@ impl Tx<'_> {
             Some(_) => {
                 diesel::update(fed_links::table.find(peer))
                     .set((fed_links::direction.eq(direction), fed_links::updated_at.eq(now)))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
                 self.link(peer)?.ok_or_else(|| StoreError::NotFound(format!("link to {peer}")))
             }
             None => {
@@ -410,7 +411,7 @@ impl Tx<'_> {
                 fed_links::last_error.eq(error),
                 fed_links::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -419,7 +420,7 @@ impl Tx<'_> {
         let now = crate::now();
         diesel::update(fed_links::table.find(peer))
             .set((fed_links::last_sent_at.eq(now), fed_links::updated_at.eq(now)))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -433,13 +434,16 @@ impl Tx<'_> {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
-        let changes = change_log::table
-            .filter(change_log::seq.gt(after_seq))
-            .filter(change_log::received_from.is_null().or(change_log::received_from.ne(peer)))
-            .order(change_log::seq.asc())
-            .limit(limit.clamp(1, 100_000))
-            .select(ChangeRecord::as_select())
-            .load(self.conn)?;
+        let changes = direct!(
+            self.conn,
+            change_log::table
+                .filter(change_log::seq.gt(after_seq))
+                .filter(change_log::received_from.is_null().or(change_log::received_from.ne(peer)))
+                .order(change_log::seq.asc())
+                .limit(limit.clamp(1, 100_000))
+                .select(crate::changes::ChangeRow::as_select()),
+            load
+        )?;
         self.open_changes(changes)
     }
 
@@ -451,7 +455,7 @@ impl Tx<'_> {
             .filter(change_log::seq.gt(cut))
             .filter(change_log::received_from.is_null().or(change_log::received_from.ne(peer)))
             .count()
-            .get_result(self.conn)?)
+            .fetch_one(self.conn)?)
     }
 
     /// Batches cut for a peer and not yet acknowledged.
@@ -460,7 +464,7 @@ impl Tx<'_> {
             .filter(fed_batches_out::peer_region.eq(peer))
             .filter(fed_batches_out::acked_at.is_null())
             .count()
-            .get_result(self.conn)?)
+            .fetch_one(self.conn)?)
     }
 
     /// Keeps a batch just cut for a peer and moves the link's cursors: the
@@ -490,7 +494,7 @@ impl Tx<'_> {
                 fed_batches_out::last_change_seq.eq(batch.last_change_seq),
                 fed_batches_out::created_at.eq(now),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let moved = diesel::update(
             fed_links::table.filter(fed_links::peer_region.eq(&batch.peer)).filter(fed_links::next_seq.eq(batch.seq)),
         )
@@ -499,7 +503,7 @@ impl Tx<'_> {
             fed_links::next_seq.eq(batch.seq + 1),
             fed_links::updated_at.eq(now),
         ))
-        .execute(self.conn)?;
+        .run(self.conn)?;
         if moved != 1 {
             return Err(StoreError::Conflict(format!(
                 "link to {} moved while batch {} was cut",
@@ -514,7 +518,7 @@ impl Tx<'_> {
     pub fn advance_cut(&mut self, peer: &str, to_seq: i64) -> Result<(), StoreError> {
         diesel::update(fed_links::table.filter(fed_links::peer_region.eq(peer)).filter(fed_links::cut_seq.lt(to_seq)))
             .set((fed_links::cut_seq.eq(to_seq), fed_links::updated_at.eq(crate::now())))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -543,7 +547,7 @@ impl Tx<'_> {
     /// The digest of one outbound batch, without reading its payload (the
     /// next batch chains to it).
     pub fn outbound_digest(&mut self, peer: &str, seq: i64) -> Result<Option<String>, StoreError> {
-        Ok(fed_batches_out::table.find((peer, seq)).select(fed_batches_out::digest).get_result(self.conn).optional()?)
+        Ok(fed_batches_out::table.find((peer, seq)).select(fed_batches_out::digest).fetch_one(self.conn).optional()?)
     }
 
     /// Opens a kept batch's sealed payload (byte-identical to what was cut).
@@ -556,7 +560,7 @@ impl Tx<'_> {
     pub fn mark_batch_sent(&mut self, peer: &str, seq: i64) -> Result<(), StoreError> {
         diesel::update(fed_batches_out::table.find((peer, seq)))
             .set(fed_batches_out::sent_at.eq(crate::now()))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -580,10 +584,10 @@ impl Tx<'_> {
                 .filter(fed_batches_out::acked_at.is_null()),
         )
         .set(fed_batches_out::acked_at.eq(now))
-        .execute(self.conn)?;
+        .run(self.conn)?;
         diesel::update(fed_batches_out::table.find((peer, up_to_seq)).filter(fed_batches_out::receipt.is_null()))
             .set(fed_batches_out::receipt.eq(receipt))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         self.advance_acked_end(peer, up_to_seq, digest_of_up_to, now)?;
         Ok(acked)
     }
@@ -599,14 +603,14 @@ impl Tx<'_> {
             fed_links::last_acked_digest.eq(digest),
             fed_links::last_acked_at.eq(now),
         ))
-        .execute(self.conn)?;
+        .run(self.conn)?;
         diesel::update(fed_links::table.find(peer))
             .set((
                 fed_links::failures.eq(0_i64),
                 fed_links::last_error.eq(None::<String>),
                 fed_links::updated_at.eq(now),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -628,7 +632,7 @@ impl Tx<'_> {
         let was_acked: Option<Option<NaiveDateTime>> = fed_batches_out::table
             .find((peer, seq))
             .select(fed_batches_out::acked_at)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?;
         let Some(was_acked) = was_acked else {
             return Err(StoreError::NotFound(format!("batch {seq} to {peer}")));
@@ -640,11 +644,11 @@ impl Tx<'_> {
                 .filter(fed_batches_out::acked_at.is_null()),
         )
         .set(fed_batches_out::acked_at.eq(now))
-        .execute(self.conn)?;
+        .run(self.conn)?;
         let receipt_now: Option<String> = fed_batches_out::table
             .find((peer, seq))
             .select(fed_batches_out::receipt)
-            .get_result::<Option<String>>(self.conn)?
+            .fetch_one::<Option<String>>(self.conn)?
             .or_else(|| Some(receipt.to_string()));
         diesel::update(fed_batches_out::table.find((peer, seq)))
             .set((
@@ -653,7 +657,7 @@ impl Tx<'_> {
                 fed_batches_out::receipt.eq(receipt_now),
                 fed_batches_out::parked_at_peer.eq(parked),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         self.note_link_sent(peer)?;
         self.advance_acked_end(peer, seq, digest, now)?;
         Ok(earlier + usize::from(was_acked.is_none()))
@@ -664,7 +668,7 @@ impl Tx<'_> {
     pub fn note_parked_at_peer(&mut self, peer: &str, seq: i64, parked: i64) -> Result<(), StoreError> {
         diesel::update(fed_batches_out::table.find((peer, seq)))
             .set(fed_batches_out::parked_at_peer.eq(parked))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -676,7 +680,7 @@ impl Tx<'_> {
             .filter(change_log::seq.gt(cut))
             .filter(not_from_peer)
             .select((diesel::dsl::count_star(), diesel::dsl::min(change_log::created_at)))
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         let (unacked_batches, unacked_changes, oldest_unacked): (i64, Option<i64>, Option<NaiveDateTime>) =
             fed_batches_out::table
                 .filter(fed_batches_out::peer_region.eq(peer))
@@ -688,20 +692,20 @@ impl Tx<'_> {
                     ),
                     diesel::dsl::min(fed_batches_out::created_at),
                 ))
-                .get_result(self.conn)?;
+                .fetch_one(self.conn)?;
         let parked_at_peer: Option<i64> = fed_batches_out::table
             .filter(fed_batches_out::peer_region.eq(peer))
             .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
                 "CAST(SUM(parked_at_peer) AS BIGINT)",
             ))
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         let last_sent_seq: Option<i64> = fed_batches_out::table
             .filter(fed_batches_out::peer_region.eq(peer))
             .filter(fed_batches_out::sent_at.is_not_null())
             .select(diesel::dsl::max(fed_batches_out::seq))
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         let kept_batches: i64 =
-            fed_batches_out::table.filter(fed_batches_out::peer_region.eq(peer)).count().get_result(self.conn)?;
+            fed_batches_out::table.filter(fed_batches_out::peer_region.eq(peer)).count().fetch_one(self.conn)?;
         let oldest = match (oldest_unexamined, oldest_unacked) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -722,7 +726,7 @@ impl Tx<'_> {
         Ok(fed_inbound::table
             .order(fed_inbound::peer_region.asc())
             .select((fed_inbound::peer_region, fed_inbound::last_seq, fed_inbound::updated_at))
-            .load(self.conn)?)
+            .fetch_all(self.conn)?)
     }
 
     /// What this node holds from a peer, for the peer's reconciliation: the
@@ -730,7 +734,7 @@ impl Tx<'_> {
     /// changes this node's change log holds.
     pub fn received_from(&mut self, peer: &str) -> Result<(i64, String, i64), StoreError> {
         let (last_seq, last_digest) = self.inbound_state(peer)?;
-        let count: i64 = change_log::table.filter(change_log::received_from.eq(peer)).count().get_result(self.conn)?;
+        let count: i64 = change_log::table.filter(change_log::received_from.eq(peer)).count().fetch_one(self.conn)?;
         Ok((last_seq, last_digest, count))
     }
 
@@ -743,7 +747,7 @@ impl Tx<'_> {
             .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
                 "CAST(SUM(record_count) AS BIGINT)",
             ))
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         Ok(sum.unwrap_or(0))
     }
 
@@ -761,7 +765,7 @@ impl Tx<'_> {
             .filter(fed_batches_out::peer_region.eq(peer))
             .filter(fed_batches_out::seq.gt(to_seq))
             .select(diesel::dsl::min(fed_batches_out::seq))
-            .get_result(self.conn)?;
+            .fetch_one(self.conn)?;
         if first_kept.is_some_and(|first| first != to_seq + 1) {
             return Err(StoreError::NotFound(format!("batch {} to {peer} is no longer kept", to_seq + 1)));
         }
@@ -771,14 +775,14 @@ impl Tx<'_> {
                 .filter(fed_batches_out::seq.gt(to_seq)),
         )
         .set((fed_batches_out::acked_at.eq(None::<NaiveDateTime>), fed_batches_out::receipt.eq(None::<String>)))
-        .execute(self.conn)?;
+        .run(self.conn)?;
         diesel::update(fed_links::table.find(peer))
             .set((
                 fed_links::last_acked_seq.eq(to_seq.max(0)),
                 fed_links::last_acked_digest.eq(digest),
                 fed_links::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(rewound)
     }
 
@@ -793,7 +797,7 @@ impl Tx<'_> {
                 .filter(fed_batches_out::acked_at.is_not_null())
                 .filter(fed_batches_out::seq.le(below)),
         )
-        .execute(self.conn)?)
+        .run(self.conn)?)
     }
 
     // -------------------------------------------------------------- inbound
@@ -804,7 +808,7 @@ impl Tx<'_> {
         let row: Option<(i64, String)> = fed_inbound::table
             .find(peer)
             .select((fed_inbound::last_seq, fed_inbound::last_digest))
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?;
         Ok(row.unwrap_or_else(|| (0, GENESIS_DIGEST.to_string())))
     }
@@ -835,7 +839,7 @@ impl Tx<'_> {
                 fed_batches_in::receipt.eq(receipt),
                 fed_batches_in::received_at.eq(now),
             ))
-            .execute(self.conn)
+            .run(self.conn)
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("batch {seq} from {peer} was already applied")),
                 other => other,
@@ -848,13 +852,13 @@ impl Tx<'_> {
                     fed_inbound::last_digest.eq(digest),
                     fed_inbound::updated_at.eq(now),
                 ))
-                .execute(self.conn)?
+                .run(self.conn)?
         } else {
             diesel::update(
                 fed_inbound::table.filter(fed_inbound::peer_region.eq(peer)).filter(fed_inbound::last_seq.eq(last_seq)),
             )
             .set((fed_inbound::last_seq.eq(seq), fed_inbound::last_digest.eq(digest), fed_inbound::updated_at.eq(now)))
-            .execute(self.conn)?
+            .run(self.conn)?
         };
         if moved != 1 {
             return Err(StoreError::Conflict(format!("the chain from {peer} moved while batch {seq} was applied")));
@@ -869,7 +873,7 @@ impl Tx<'_> {
         Ok(fed_batches_in::table
             .find((peer, seq))
             .select((fed_batches_in::digest, fed_batches_in::receipt))
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?)
     }
 
@@ -888,7 +892,7 @@ impl Tx<'_> {
         from_peer: &str,
         keep: RemoteKeep,
     ) -> Result<ApplyOutcome, StoreError> {
-        let known: i64 = change_log::table.filter(change_log::id.eq(&change.id)).count().get_result(self.conn)?;
+        let known: i64 = change_log::table.filter(change_log::id.eq(&change.id)).count().fetch_one(self.conn)?;
         if known > 0 {
             return Ok(ApplyOutcome::AlreadyApplied);
         }
@@ -914,7 +918,7 @@ impl Tx<'_> {
         for chunk in changes.chunks(500) {
             let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
             let found: Vec<String> =
-                change_log::table.filter(change_log::id.eq_any(&ids)).select(change_log::id).load(self.conn)?;
+                change_log::table.filter(change_log::id.eq_any(&ids)).select(change_log::id).fetch_all(self.conn)?;
             known.extend(found);
         }
         // A change listed twice in one batch is applied once, like a replay.
@@ -979,7 +983,7 @@ impl Tx<'_> {
                 change_log::created_at.eq(crate::now()),
                 change_log::received_from.eq(from_peer),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         match parked {
             None => Ok(ApplyOutcome::Applied),
             Some(reason) => {
@@ -997,7 +1001,7 @@ impl Tx<'_> {
                         fed_dead_letters::parked_at.eq(crate::now()),
                         fed_dead_letters::attempts.eq(1_i64),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
                 tracing::warn!(change = %change.id, entity = %change.entity, op = %change.op, peer = from_peer, %reason, "remote change parked");
                 Ok(ApplyOutcome::Parked(reason))
             }
@@ -1131,11 +1135,11 @@ impl Tx<'_> {
     /// The local id of a person named by a remote change: the id itself, or
     /// the local person it is an alias of.
     fn resolve_person(&mut self, id: &str) -> Result<Option<String>, StoreError> {
-        let here: i64 = persons::table.filter(persons::id.eq(id)).count().get_result(self.conn)?;
+        let here: i64 = persons::table.filter(persons::id.eq(id)).count().fetch_one(self.conn)?;
         if here > 0 {
             return Ok(Some(id.to_string()));
         }
-        Ok(person_aliases::table.find(id).select(person_aliases::local_id).get_result(self.conn).optional()?)
+        Ok(person_aliases::table.find(id).select(person_aliases::local_id).fetch_one(self.conn).optional()?)
     }
 
     /// The local id of an active person a remote record belongs to; parks
@@ -1143,19 +1147,17 @@ impl Tx<'_> {
     fn active_person(&mut self, id: &str) -> Result<String, Refusal> {
         // One statement in the common case: the person is here under this id.
         let here: Option<(String, Option<String>)> =
-            persons::table.find(id).select((persons::status, persons::merged_into)).get_result(self.conn).optional()?;
+            persons::table.find(id).select((persons::status, persons::merged_into)).fetch_one(self.conn).optional()?;
         let (local, status, merged_into) = match here {
             Some((status, merged_into)) => (id.to_string(), status, merged_into),
             None => {
                 let alias: Option<String> =
-                    person_aliases::table.find(id).select(person_aliases::local_id).get_result(self.conn).optional()?;
+                    person_aliases::table.find(id).select(person_aliases::local_id).fetch_one(self.conn).optional()?;
                 let Some(local) = alias else {
                     return park(format!("person {id} is not known at {}", self.node_region()));
                 };
-                let (status, merged_into): (String, Option<String>) = persons::table
-                    .find(&local)
-                    .select((persons::status, persons::merged_into))
-                    .get_result(self.conn)?;
+                let (status, merged_into): (String, Option<String>) =
+                    persons::table.find(&local).select((persons::status, persons::merged_into)).fetch_one(self.conn)?;
                 (local, status, merged_into)
             }
         };
@@ -1167,7 +1169,7 @@ impl Tx<'_> {
 
     fn require_encounter(&mut self, id: &Option<String>) -> Result<(), Refusal> {
         if let Some(id) = id {
-            let here: i64 = encounters::table.filter(encounters::id.eq(id)).count().get_result(self.conn)?;
+            let here: i64 = encounters::table.filter(encounters::id.eq(id)).count().fetch_one(self.conn)?;
             if here == 0 {
                 return park(format!("encounter {id} is not known at {}", self.node_region()));
             }
@@ -1177,7 +1179,7 @@ impl Tx<'_> {
 
     fn require_document(&mut self, id: &Option<String>) -> Result<(), Refusal> {
         if let Some(id) = id {
-            let here: i64 = documents::table.filter(documents::id.eq(id)).count().get_result(self.conn)?;
+            let here: i64 = documents::table.filter(documents::id.eq(id)).count().fetch_one(self.conn)?;
             if here == 0 {
                 return park(format!("document {id} is not known at {}", self.node_region()));
             }
@@ -1202,7 +1204,7 @@ impl Tx<'_> {
                             person_aliases::local_id.eq(&local),
                             person_aliases::created_at.eq(crate::now()),
                         ))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                     // The resident's consent must follow the new id to the node that gave it.
                     self.republish_consent(&local)?;
                     local
@@ -1244,7 +1246,7 @@ impl Tx<'_> {
                     persons::hlc.eq(hlc),
                     persons::updated_at.eq(crate::now()),
                 ))
-                .execute(self.conn);
+                .run(self.conn);
             if let Err(error) = updated {
                 return match StoreError::from(error) {
                     StoreError::Conflict(_) => park(format!(
@@ -1273,7 +1275,7 @@ impl Tx<'_> {
                 .filter(person_identifiers::system.eq(&identifier.system))
                 .filter(person_identifiers::value.eq(&identifier.value))
                 .select(person_identifiers::person_id)
-                .get_result(self.conn)
+                .fetch_one(self.conn)
                 .optional()?;
             if found.is_some() {
                 return Ok(found);
@@ -1314,7 +1316,7 @@ impl Tx<'_> {
             id_number_index: None,
             name_index: None,
         };
-        diesel::insert_into(persons::table).values(&self.seal_person_row(row.clone())?).execute(self.conn)?;
+        diesel::insert_into(persons::table).values(&self.seal_person_row(row.clone())?).run(self.conn)?;
         self.remember_home_region(&row.id, &row.home_region);
         // `same_person_here` found none of these identifiers: they are free.
         for identifier in &person.identifiers {
@@ -1333,7 +1335,7 @@ impl Tx<'_> {
                 person_identifiers::type_code.eq(&identifier.type_code),
                 person_identifiers::created_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -1345,7 +1347,7 @@ impl Tx<'_> {
                 .filter(person_identifiers::system.eq(&identifier.system))
                 .filter(person_identifiers::value.eq(&identifier.value))
                 .select(person_identifiers::person_id)
-                .get_result(self.conn)
+                .fetch_one(self.conn)
                 .optional()?;
             match owner {
                 Some(owner) if owner == local => {}
@@ -1384,12 +1386,12 @@ impl Tx<'_> {
 
     fn apply_merge(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
         let (survivor, merged, merge_id) = self.merge_parties(change)?;
-        let known: i64 = person_merges::table.filter(person_merges::id.eq(&merge_id)).count().get_result(self.conn)?;
+        let known: i64 = person_merges::table.filter(person_merges::id.eq(&merge_id)).count().fetch_one(self.conn)?;
         if known > 0 {
             return Ok(());
         }
         let (status, merged_into): (String, Option<String>) =
-            persons::table.find(&merged).select((persons::status, persons::merged_into)).get_result(self.conn)?;
+            persons::table.find(&merged).select((persons::status, persons::merged_into)).fetch_one(self.conn)?;
         if status == "merged" {
             if merged_into.as_deref() == Some(survivor.as_str()) {
                 return Ok(());
@@ -1397,7 +1399,7 @@ impl Tx<'_> {
             return park(format!("person {merged} was merged into {}", merged_into.unwrap_or_default()));
         }
         let survivor_status: (String, Option<String>) =
-            persons::table.find(&survivor).select((persons::status, persons::merged_into)).get_result(self.conn)?;
+            persons::table.find(&survivor).select((persons::status, persons::merged_into)).fetch_one(self.conn)?;
         if survivor_status.0 == "merged" {
             return park(format!("person {survivor} was merged into {}", survivor_status.1.unwrap_or_default()));
         }
@@ -1409,7 +1411,7 @@ impl Tx<'_> {
     fn apply_unmerge(&mut self, change: &RemoteChange) -> Result<(), Refusal> {
         let (_, _, merge_id) = self.merge_parties(change)?;
         let undone: Option<Option<NaiveDateTime>> =
-            person_merges::table.find(&merge_id).select(person_merges::undone_at).get_result(self.conn).optional()?;
+            person_merges::table.find(&merge_id).select(person_merges::undone_at).fetch_one(self.conn).optional()?;
         match undone {
             None => park(format!("merge {merge_id} is not known at {}", self.node_region())),
             Some(Some(_)) => Ok(()),
@@ -1425,17 +1427,20 @@ impl Tx<'_> {
         let mut record: EncounterRecord = Self::remote_payload(change)?;
         record.person_id = self.active_person(&record.person_id)?;
         // By id, else the same visit known here under another id: one statement.
-        let existing: Option<EncounterRecord> = encounters::table
-            .filter(
-                encounters::id.eq(&record.id).or(encounters::facility_code
-                    .eq(&record.facility_code)
-                    .and(encounters::visit_number.eq(&record.visit_number))),
-            )
-            .select(EncounterRecord::as_select())
-            .get_result(self.conn)
-            .optional()?;
+        let existing: Option<EncounterRecord> = direct!(
+            self.conn,
+            encounters::table
+                .filter(
+                    encounters::id.eq(&record.id).or(encounters::facility_code
+                        .eq(&record.facility_code)
+                        .and(encounters::visit_number.eq(&record.visit_number))),
+                )
+                .select(EncounterRecord::as_select()),
+            get_result
+        )
+        .optional()?;
         let Some(existing) = existing else {
-            diesel::insert_into(encounters::table).values(&record).execute(self.conn)?;
+            diesel::insert_into(encounters::table).values(&record).run(self.conn)?;
             return Ok(());
         };
         if !newer(&record.hlc, &existing.hlc) {
@@ -1455,7 +1460,7 @@ impl Tx<'_> {
                 encounters::hlc.eq(&record.hlc),
                 encounters::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -1465,10 +1470,10 @@ impl Tx<'_> {
         self.require_encounter(&record.encounter_id)?;
         self.require_document(&record.document_id)?;
         let stored: Option<String> =
-            ehr_entries::table.find(&record.id).select(ehr_entries::hlc).get_result(self.conn).optional()?;
+            ehr_entries::table.find(&record.id).select(ehr_entries::hlc).fetch_one(self.conn).optional()?;
         match stored {
             None => {
-                diesel::insert_into(ehr_entries::table).values(&record).execute(self.conn)?;
+                diesel::insert_into(ehr_entries::table).values(&record).run(self.conn)?;
             }
             Some(stored) if newer(&record.hlc, &stored) => {
                 diesel::update(ehr_entries::table.find(&record.id))
@@ -1481,7 +1486,7 @@ impl Tx<'_> {
                         ehr_entries::document_id.eq(&record.document_id),
                         ehr_entries::hlc.eq(&record.hlc),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
             }
             Some(_) => {}
         }
@@ -1535,7 +1540,7 @@ impl Tx<'_> {
             Some(record.holder_region.clone().unwrap_or_else(|| change.origin_region.clone()))
         };
         let stored: Option<Option<String>> =
-            documents::table.find(&record.id).select(documents::holder_region).get_result(self.conn).optional()?;
+            documents::table.find(&record.id).select(documents::holder_region).fetch_one(self.conn).optional()?;
         match stored {
             None => {}
             // The bytes arrive for a document indexed here without them.
@@ -1546,7 +1551,7 @@ impl Tx<'_> {
                     .transpose()?;
                 diesel::update(documents::table.find(&record.id))
                     .set((documents::content.eq(&sealed), documents::holder_region.eq(None::<String>)))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
                 return Ok(());
             }
             Some(_) => return Ok(()),
@@ -1580,7 +1585,7 @@ impl Tx<'_> {
                 documents::kind.eq(&record.kind),
                 documents::holder_region.eq(&holder),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -1593,7 +1598,7 @@ impl Tx<'_> {
         let payload: SupersedePayload = Self::remote_payload(change)?;
         self.require_document(&Some(payload.id.clone()))?;
         self.require_document(&Some(payload.superseded_by.clone()))?;
-        let status: String = documents::table.find(&payload.id).select(documents::status).get_result(self.conn)?;
+        let status: String = documents::table.find(&payload.id).select(documents::status).fetch_one(self.conn)?;
         if status == "superseded" {
             return Ok(());
         }
@@ -1606,9 +1611,9 @@ impl Tx<'_> {
         record.person_id = self.active_person(&record.person_id)?;
         self.require_encounter(&record.encounter_id)?;
         self.require_document(&record.document_id)?;
-        let here: i64 = medications::table.filter(medications::id.eq(&record.id)).count().get_result(self.conn)?;
+        let here: i64 = medications::table.filter(medications::id.eq(&record.id)).count().fetch_one(self.conn)?;
         if here == 0 {
-            diesel::insert_into(medications::table).values(&record).execute(self.conn)?;
+            diesel::insert_into(medications::table).values(&record).run(self.conn)?;
         }
         Ok(())
     }
@@ -1618,7 +1623,7 @@ impl Tx<'_> {
         record.person_id = self.active_person(&record.person_id)?;
         self.require_encounter(&record.encounter_id)?;
         self.require_document(&record.document_id)?;
-        let here: i64 = diagnoses::table.filter(diagnoses::id.eq(&record.id)).count().get_result(self.conn)?;
+        let here: i64 = diagnoses::table.filter(diagnoses::id.eq(&record.id)).count().fetch_one(self.conn)?;
         if here == 0 {
             self.store_diagnosis(&record)?;
         }
@@ -1630,7 +1635,7 @@ impl Tx<'_> {
         record.person_id = self.active_person(&record.person_id)?;
         self.require_encounter(&record.encounter_id)?;
         self.require_document(&record.document_id)?;
-        let here: i64 = observations::table.filter(observations::id.eq(&record.id)).count().get_result(self.conn)?;
+        let here: i64 = observations::table.filter(observations::id.eq(&record.id)).count().fetch_one(self.conn)?;
         if here == 0 {
             self.store_observation(&record, None)?;
         }
@@ -1641,7 +1646,7 @@ impl Tx<'_> {
         let record: FacilityRecord = Self::remote_payload(change)?;
         match self.get_facility(&record.code)? {
             None => {
-                diesel::insert_into(facilities::table).values(&record).execute(self.conn)?;
+                diesel::insert_into(facilities::table).values(&record).run(self.conn)?;
             }
             Some(stored) if newer(&record.hlc, &stored.hlc) => {
                 diesel::update(facilities::table.find(&record.code))
@@ -1653,7 +1658,7 @@ impl Tx<'_> {
                         facilities::hlc.eq(&record.hlc),
                         facilities::updated_at.eq(crate::now()),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
             }
             Some(_) => {}
         }
@@ -1676,7 +1681,7 @@ impl Tx<'_> {
             .optional()?;
         match stored {
             None => {
-                diesel::insert_into(allergies::table).values(&record).execute(self.conn)?;
+                diesel::insert_into(allergies::table).values(&record).run(self.conn)?;
             }
             Some((id, hlc)) if newer(&record.hlc, &hlc) => {
                 diesel::update(allergies::table.find(id))
@@ -1690,7 +1695,7 @@ impl Tx<'_> {
                         allergies::hlc.eq(&record.hlc),
                         allergies::updated_at.eq(crate::now()),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
             }
             Some(_) => {}
         }
@@ -1723,7 +1728,7 @@ impl Tx<'_> {
                         person_contacts::hlc.eq(&record.hlc),
                         person_contacts::updated_at.eq(crate::now()),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
             }
             Some(_) => {}
         }
@@ -1746,7 +1751,7 @@ impl Tx<'_> {
             .optional()?;
         match stored {
             None => {
-                diesel::insert_into(person_coverages::table).values(&record).execute(self.conn)?;
+                diesel::insert_into(person_coverages::table).values(&record).run(self.conn)?;
             }
             Some((id, hlc)) if newer(&record.hlc, &hlc) => {
                 diesel::update(person_coverages::table.find(id))
@@ -1756,7 +1761,7 @@ impl Tx<'_> {
                         person_coverages::hlc.eq(&record.hlc),
                         person_coverages::updated_at.eq(crate::now()),
                     ))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
             }
             Some(_) => {}
         }
@@ -1787,7 +1792,7 @@ impl Tx<'_> {
 
     /// How many parked changes wait (for status and metrics).
     pub fn dead_letter_count(&mut self) -> Result<i64, StoreError> {
-        Ok(fed_dead_letters::table.filter(fed_dead_letters::resolved_at.is_null()).count().get_result(self.conn)?)
+        Ok(fed_dead_letters::table.filter(fed_dead_letters::resolved_at.is_null()).count().fetch_one(self.conn)?)
     }
 
     /// Tries the oldest unresolved parked changes again (they are already in
@@ -1811,7 +1816,7 @@ impl Tx<'_> {
                             fed_dead_letters::last_attempt_at.eq(now),
                             fed_dead_letters::resolved_at.eq(now),
                         ))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                     outcomes.push((letter.id, ApplyOutcome::Applied));
                 }
                 Some(reason) => {
@@ -1821,7 +1826,7 @@ impl Tx<'_> {
                             fed_dead_letters::last_attempt_at.eq(now),
                             fed_dead_letters::reason.eq(&reason),
                         ))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                     outcomes.push((letter.id, ApplyOutcome::Parked(reason)));
                 }
             }
@@ -1835,7 +1840,7 @@ impl Tx<'_> {
         Ok(documents::table
             .find(id)
             .select(documents::holder_region)
-            .get_result::<Option<String>>(self.conn)
+            .fetch_one::<Option<String>>(self.conn)
             .optional()?
             .flatten())
     }
@@ -1846,7 +1851,7 @@ impl Tx<'_> {
         Ok(documents::table
             .find(id)
             .select(documents::person_id)
-            .get_result::<Option<String>>(self.conn)
+            .fetch_one::<Option<String>>(self.conn)
             .optional()?
             .flatten())
     }

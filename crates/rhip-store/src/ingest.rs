@@ -5,6 +5,7 @@
 //! the problems and the Z-segments carry the patient's data and are sealed
 //! in the row (`crypt`).
 
+use crate::conn::Direct;
 use crate::schema::submissions;
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -101,7 +102,7 @@ impl Tx<'_> {
         let found: Option<(String, Vec<u8>)> = submissions::table
             .filter(submissions::dedup_key.eq(dedup_key))
             .select((submissions::id, submissions::ack))
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?;
         found.map(|(id, ack)| Ok((id, self.crypt().open_bytes(crate::crypt::SUBMISSION_ACK, &ack)?))).transpose()
     }
@@ -132,7 +133,7 @@ impl Tx<'_> {
                 submissions::ack.eq(&ack),
                 submissions::z_segments.eq(&z_segments),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -155,7 +156,7 @@ impl Tx<'_> {
                 submissions::person_id.eq(person_id),
                 submissions::ack.eq(&ack),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 

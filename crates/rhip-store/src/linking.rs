@@ -11,6 +11,7 @@
 //! linked instead. Eight connections submitting one new patient at once end
 //! with one person.
 
+use crate::conn::Direct;
 use crate::persons::PersonRow;
 use crate::schema::{person_identifiers, persons, review_queue};
 use crate::{NewPerson, PersonRecord, StoreError, Tx};
@@ -173,7 +174,7 @@ impl Tx<'_> {
             .filter(person_identifiers::system.eq(&identifier.system))
             .filter(person_identifiers::value.eq(&identifier.value))
             .select(person_identifiers::person_id)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?)
     }
 
@@ -195,7 +196,7 @@ impl Tx<'_> {
             .filter(persons::status.eq("active"))
             .select((persons::id, persons::name, persons::sex, persons::phone, persons::id_number))
             .limit(20)
-            .load(self.conn)?;
+            .fetch_all(self.conn)?;
         let crypt = self.crypt();
         let mut same_name_and_birth: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
         for (id, name, sex, phone, id_number) in sealed {
@@ -404,7 +405,7 @@ impl Tx<'_> {
     fn follow_merges(&mut self, mut id: String) -> Result<String, StoreError> {
         for _ in 0..16 {
             let merged_into: Option<Option<String>> =
-                persons::table.find(&id).select(persons::merged_into).get_result(self.conn).optional()?;
+                persons::table.find(&id).select(persons::merged_into).fetch_one(self.conn).optional()?;
             match merged_into.flatten() {
                 Some(next) => id = next,
                 None => return Ok(id),
@@ -431,7 +432,7 @@ impl Tx<'_> {
                 review_queue::status.eq("open"),
                 review_queue::created_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 

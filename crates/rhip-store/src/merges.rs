@@ -7,6 +7,7 @@
 //! marks the merged person `merged` with a pointer to the survivor, and keeps
 //! the list of what moved so `unmerge` can move exactly that back.
 
+use crate::conn::Direct;
 use crate::schema::{
     allergies, diagnoses, documents, ehr_entries, encounters, observations, person_contacts, person_coverages,
     person_identifiers, person_merges, persons, submissions,
@@ -121,7 +122,7 @@ impl Tx<'_> {
         let merge_id = rhip_core::new_id().to_string();
         let hlc = self.tick().encode();
         let record = self.merge_rows(survivor_id, merged_id, &merge_id, submission_id, actor, &hlc)?;
-        let home: String = persons::table.find(survivor_id).select(persons::home_region).get_result(self.conn)?;
+        let home: String = persons::table.find(survivor_id).select(persons::home_region).fetch_one(self.conn)?;
         let payload = serde_json::json!({ "survivor": survivor_id, "merged": merged_id, "merge": record.id });
         self.record_change("person", merged_id, "merge", Some((survivor_id, &home)), &hlc, &payload)?;
         Ok(record)
@@ -143,7 +144,7 @@ impl Tx<'_> {
             return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
         }
         let merged_status: Option<String> =
-            persons::table.find(merged_id).select(persons::status).get_result(self.conn).optional()?;
+            persons::table.find(merged_id).select(persons::status).fetch_one(self.conn).optional()?;
         match merged_status.as_deref() {
             None => return Err(StoreError::NotFound(format!("person {merged_id}"))),
             Some("merged") => return Err(StoreError::Conflict(format!("person {merged_id} is already merged"))),
@@ -158,11 +159,11 @@ impl Tx<'_> {
                 let ids: Vec<String> = documents::table
                     .filter(documents::person_id.eq(merged_id))
                     .select(documents::id)
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 if !ids.is_empty() {
                     diesel::update(documents::table.filter(documents::id.eq_any(&ids)))
                         .set(documents::person_id.eq(survivor_id))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                 }
                 ids
             },
@@ -171,11 +172,11 @@ impl Tx<'_> {
                 let ids: Vec<String> = submissions::table
                     .filter(submissions::person_id.eq(merged_id))
                     .select(submissions::id)
-                    .load(self.conn)?;
+                    .fetch_all(self.conn)?;
                 if !ids.is_empty() {
                     diesel::update(submissions::table.filter(submissions::id.eq_any(&ids)))
                         .set(submissions::person_id.eq(survivor_id))
-                        .execute(self.conn)?;
+                        .run(self.conn)?;
                 }
                 ids
             },
@@ -204,7 +205,7 @@ impl Tx<'_> {
                 persons::hlc.eq(hlc),
                 persons::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let record = MergeRecord {
             id: merge_id.to_string(),
             survivor_id: survivor_id.to_string(),
@@ -226,7 +227,7 @@ impl Tx<'_> {
                 person_merges::moved.eq(&record.moved),
                 person_merges::merged_at.eq(record.merged_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(record)
     }
 
@@ -235,7 +236,7 @@ impl Tx<'_> {
         let hlc = self.tick().encode();
         let record = self.unmerge_rows(merge_id, actor, &hlc)?;
         let back = record.merged_id.as_str();
-        let home: String = persons::table.find(back).select(persons::home_region).get_result(self.conn)?;
+        let home: String = persons::table.find(back).select(persons::home_region).fetch_one(self.conn)?;
         let payload = serde_json::json!({ "survivor": record.survivor_id, "merged": back, "merge": merge_id });
         self.record_change("person", back, "unmerge", Some((back, &home)), &hlc, &payload)?;
         Ok(record)
@@ -265,12 +266,12 @@ impl Tx<'_> {
         if !moved.documents.is_empty() {
             diesel::update(documents::table.filter(documents::id.eq_any(&moved.documents)))
                 .set(documents::person_id.eq(back))
-                .execute(self.conn)?;
+                .run(self.conn)?;
         }
         if !moved.submissions.is_empty() {
             diesel::update(submissions::table.filter(submissions::id.eq_any(&moved.submissions)))
                 .set(submissions::person_id.eq(back))
-                .execute(self.conn)?;
+                .run(self.conn)?;
         }
         diesel::update(persons::table.find(back))
             .set((
@@ -279,11 +280,11 @@ impl Tx<'_> {
                 persons::hlc.eq(hlc),
                 persons::updated_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let now = crate::now();
         diesel::update(person_merges::table.find(merge_id))
             .set((person_merges::undone_at.eq(now), person_merges::undone_by.eq(actor)))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(MergeRecord { undone_at: Some(now), undone_by: Some(actor.to_string()), ..record })
     }
 

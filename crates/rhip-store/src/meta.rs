@@ -1,5 +1,6 @@
 //! Node identity recorded in the database, and row counts for metrics.
 
+use crate::conn::Direct;
 use crate::schema::{audit_log, change_log, documents, ehr_entries, encounters, facilities, node_meta, persons};
 use crate::{StoreError, Tx};
 use diesel::prelude::*;
@@ -40,7 +41,7 @@ impl Tx<'_> {
         let found: Option<String> = node_meta::table
             .filter(node_meta::key.eq("region"))
             .select(node_meta::value)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?;
         match found {
             Some(found) if found != region => Err(StoreError::WrongNode { expected: region, found }),
@@ -48,7 +49,7 @@ impl Tx<'_> {
             None => {
                 diesel::insert_into(node_meta::table)
                     .values((node_meta::key.eq("region"), node_meta::value.eq(&region)))
-                    .execute(self.conn)?;
+                    .run(self.conn)?;
                 Ok(())
             }
         }
@@ -71,13 +72,13 @@ impl Tx<'_> {
                      WHERE oid = to_regclass($1)",
                 )
                 .bind::<diesel::sql_types::Text, _>(table)
-                .get_result::<Estimate>(self.conn)
+                .fetch_one::<Estimate>(self.conn)
                 .optional()?
                 .map_or(-1, |e| e.n),
                 crate::DbConn::Sqlite(_) => {
                     // Table names come from the constant list above, never from input.
                     diesel::sql_query(format!("SELECT COALESCE(MAX(rowid), 0) AS n FROM {table}"))
-                        .get_result::<Estimate>(self.conn)?
+                        .fetch_one::<Estimate>(self.conn)?
                         .n
                 }
             };
@@ -89,26 +90,26 @@ impl Tx<'_> {
 
     fn exact_count(&mut self, table: &str) -> Result<i64, StoreError> {
         Ok(match table {
-            "persons" => persons::table.count().get_result(self.conn)?,
-            "encounters" => encounters::table.count().get_result(self.conn)?,
-            "documents" => documents::table.count().get_result(self.conn)?,
-            "ehr_entries" => ehr_entries::table.count().get_result(self.conn)?,
-            "facilities" => facilities::table.count().get_result(self.conn)?,
-            "change_log" => change_log::table.count().get_result(self.conn)?,
-            _ => audit_log::table.count().get_result(self.conn)?,
+            "persons" => persons::table.count().fetch_one(self.conn)?,
+            "encounters" => encounters::table.count().fetch_one(self.conn)?,
+            "documents" => documents::table.count().fetch_one(self.conn)?,
+            "ehr_entries" => ehr_entries::table.count().fetch_one(self.conn)?,
+            "facilities" => facilities::table.count().fetch_one(self.conn)?,
+            "change_log" => change_log::table.count().fetch_one(self.conn)?,
+            _ => audit_log::table.count().fetch_one(self.conn)?,
         })
     }
 
     /// Counts rows of the main tables exactly.
     pub fn counts(&mut self) -> Result<Counts, StoreError> {
         Ok(Counts {
-            persons: persons::table.count().get_result(self.conn)?,
-            encounters: encounters::table.count().get_result(self.conn)?,
-            documents: documents::table.count().get_result(self.conn)?,
-            ehr_entries: ehr_entries::table.count().get_result(self.conn)?,
-            facilities: facilities::table.count().get_result(self.conn)?,
-            changes: change_log::table.count().get_result(self.conn)?,
-            audit_entries: audit_log::table.count().get_result(self.conn)?,
+            persons: persons::table.count().fetch_one(self.conn)?,
+            encounters: encounters::table.count().fetch_one(self.conn)?,
+            documents: documents::table.count().fetch_one(self.conn)?,
+            ehr_entries: ehr_entries::table.count().fetch_one(self.conn)?,
+            facilities: facilities::table.count().fetch_one(self.conn)?,
+            changes: change_log::table.count().fetch_one(self.conn)?,
+            audit_entries: audit_log::table.count().fetch_one(self.conn)?,
         })
     }
 }

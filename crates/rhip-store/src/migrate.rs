@@ -41,6 +41,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Reverts the latest migration (tests use it to prove one `down.sql`
+    /// keeps the data an older build reads).
+    pub fn revert_last_migration(&self) -> Result<String, StoreError> {
+        let mut conn = self.inner.pool.get()?;
+        let conn: &mut DbConn = &mut conn;
+        let reverted = match conn {
+            DbConn::Sqlite(c) => c.revert_last_migration(SQLITE).map(|v| v.to_string()),
+            DbConn::Pg(c) => c.revert_last_migration(POSTGRES).map(|v| v.to_string()),
+        };
+        reverted.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}
+
 fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     list.into_iter().map(|v| v.to_string()).collect()
 }

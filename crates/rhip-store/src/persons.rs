@@ -6,6 +6,7 @@
 //! citizen ID, phone and address line are sealed in the row (`crypt`), and
 //! [`PersonRow`] is sealed just before a write and opened just after a read.
 
+use crate::conn::Direct;
 use crate::schema::{encounters, person_identifiers, persons, submissions};
 use crate::{Access, Scope, StoreError, Tx};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -223,14 +224,12 @@ impl Tx<'_> {
             name_index: None,
         };
         let sealed = self.seal_person_row(row.clone())?;
-        diesel::insert_into(persons::table).values(&sealed).execute(self.conn).map_err(|e| {
-            match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "a person with citizen ID {} already exists",
-                    d.id_number.as_ref().map(|id| id.masked()).unwrap_or_default()
-                )),
-                other => other,
-            }
+        diesel::insert_into(persons::table).values(&sealed).run(self.conn).map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a person with citizen ID {} already exists",
+                d.id_number.as_ref().map(|id| id.masked()).unwrap_or_default()
+            )),
+            other => other,
         })?;
         for identifier in &d.identifiers {
             diesel::insert_into(person_identifiers::table)
@@ -242,7 +241,7 @@ impl Tx<'_> {
                     person_identifiers::type_code.eq(&identifier.type_code),
                     person_identifiers::created_at.eq(now),
                 ))
-                .execute(self.conn)
+                .run(self.conn)
                 .map_err(|e| match StoreError::from(e) {
                     StoreError::Conflict(_) => StoreError::Conflict(format!(
                         "identifier {}|{} already belongs to another person",
@@ -347,17 +346,17 @@ impl Tx<'_> {
                     .filter(encounters::person_id.eq(person_id))
                     .filter(encounters::facility_code.eq(code))
                     .count()
-                    .get_result(self.conn)?;
+                    .fetch_one(self.conn)?;
                 let identifiers_here: i64 = person_identifiers::table
                     .filter(person_identifiers::person_id.eq(person_id))
                     .filter(person_identifiers::system.eq(code))
                     .count()
-                    .get_result(self.conn)?;
+                    .fetch_one(self.conn)?;
                 let submissions_here: i64 = submissions::table
                     .filter(submissions::person_id.eq(person_id))
                     .filter(submissions::sending_facility.eq(code))
                     .count()
-                    .get_result(self.conn)?;
+                    .fetch_one(self.conn)?;
                 encounters_here + identifiers_here + submissions_here > 0
             }
         })
@@ -453,7 +452,7 @@ impl Tx<'_> {
         Ok(persons::table
             .filter(persons::id_number_index.eq(index))
             .select(persons::id)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?)
     }
 }

@@ -1,6 +1,7 @@
 //! EMRD and EHRD repositories: encounters, diagnoses, results, and the EHR
 //! index a resident's lifetime record is read from (documents: `documents.rs`).
 
+use crate::conn::Direct;
 use crate::schema::{ehr_entries, encounters};
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -151,7 +152,7 @@ impl Tx<'_> {
             updated_at: now,
             admit_reason: new.admit_reason.clone(),
         };
-        diesel::insert_into(encounters::table).values(&record).execute(self.conn)?;
+        diesel::insert_into(encounters::table).values(&record).run(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("encounter", &record.id, "create", Some((&record.person_id, &home)), &record.hlc, &payload)?;
@@ -173,7 +174,7 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             created_at: crate::now(),
         };
-        diesel::insert_into(ehr_entries::table).values(&record).execute(self.conn)?;
+        diesel::insert_into(ehr_entries::table).values(&record).run(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("ehr_entry", &record.id, "create", Some((&record.person_id, &home)), &record.hlc, &payload)?;
@@ -209,7 +210,7 @@ impl Tx<'_> {
         let home: String = persons::table
             .find(person_id)
             .select(persons::home_region)
-            .get_result(self.conn)
+            .fetch_one(self.conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("person {person_id}")))?;
         self.remember_home_region(person_id, &home);
@@ -415,7 +416,7 @@ impl Tx<'_> {
                 encounters::hlc.eq(&record.hlc),
                 encounters::updated_at.eq(record.updated_at),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         let home = self.home_region_of(&record.person_id)?;
         let payload = serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.record_change("encounter", id, "update", Some((&record.person_id, &home)), &record.hlc, &payload)?;
@@ -495,7 +496,7 @@ impl Tx<'_> {
         use crate::schema::diagnoses;
         diesel::insert_into(diagnoses::table)
             .values((record, diagnoses::created_at.eq(crate::now())))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -508,7 +509,7 @@ impl Tx<'_> {
         use crate::schema::observations;
         diesel::insert_into(observations::table)
             .values((record, observations::created_at.eq(crate::now()), observations::submission_id.eq(submission_id)))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! and validation uses it. Publishing appends a change that the routing
 //! rules send to every child.
 
+use crate::conn::Direct;
 use crate::schema::value_domain_versions;
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -95,7 +96,7 @@ impl Tx<'_> {
             hlc: self.tick().encode(),
             received_at: now,
         };
-        diesel::insert_into(value_domain_versions::table).values(&record).execute(self.conn).map_err(|e| {
+        diesel::insert_into(value_domain_versions::table).values(&record).run(self.conn).map_err(|e| {
             match StoreError::from(e) {
                 StoreError::Conflict(_) => {
                     StoreError::Conflict(format!("version {} of {} is already published", new.version, new.domain))
@@ -116,9 +117,9 @@ impl Tx<'_> {
         let mut row = record.clone();
         row.received_at = crate::now();
         let exists: i64 =
-            value_domain_versions::table.find((&record.domain, &record.version)).count().get_result(self.conn)?;
+            value_domain_versions::table.find((&record.domain, &record.version)).count().fetch_one(self.conn)?;
         if exists == 0 {
-            diesel::insert_into(value_domain_versions::table).values(&row).execute(self.conn)?;
+            diesel::insert_into(value_domain_versions::table).values(&row).run(self.conn)?;
             self.forget_held_domains();
         }
         Ok(())

@@ -205,7 +205,7 @@ diesel::table! {
         op -> Text,
         person_id -> Nullable<Text>,
         home_region -> Nullable<Text>,
-        payload -> Text,
+        payload -> Binary,
         created_at -> Timestamp,
         received_from -> Nullable<Text>,
     }

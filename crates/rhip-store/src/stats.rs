@@ -4,6 +4,7 @@
 //! documents and submissions count care and traffic in the region (by the
 //! region of the facility that provided or sent them).
 
+use crate::conn::Direct;
 use crate::schema::{documents, ehr_entries, encounters, facilities, persons, submissions};
 use crate::{StoreError, Tx};
 use diesel::prelude::*;
@@ -39,29 +40,29 @@ impl Tx<'_> {
                 .filter(persons::home_region.like(prefix.clone()))
                 .filter(persons::status.eq("active"))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
             encounters: encounters::table
                 .filter(encounters::facility_code.eq_any(facilities_here.clone()))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
             documents: documents::table
                 .filter(documents::custodian.eq_any(facilities_here.select(facilities::code.nullable())))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
             ehr_entries: ehr_entries::table
                 .filter(ehr_entries::person_id.eq_any(residents))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
             submissions_accepted: submissions::table
                 .filter(submissions::region.like(prefix.clone()))
                 .filter(submissions::outcome.eq("AA"))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
             submissions_rejected: submissions::table
                 .filter(submissions::region.like(prefix))
                 .filter(submissions::outcome.ne("AA"))
                 .count()
-                .get_result(self.conn)?,
+                .fetch_one(self.conn)?,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! A revoked access token becomes a `token_revocation` change, which goes
 //! down the same way and up toward the node that issued the token.
 
+use crate::conn::Direct;
 use crate::schema::{issuer_keys, revoked_tokens};
 use crate::{StoreError, Tx};
 use chrono::NaiveDateTime;
@@ -48,7 +49,7 @@ impl Tx<'_> {
     /// it to the descendants (an `issuer_key` change). Returns whether it
     /// was new.
     pub fn publish_own_key(&mut self, key_id: &str, public_key_pem: &str) -> Result<bool, StoreError> {
-        let known: i64 = issuer_keys::table.find(key_id).count().get_result(self.conn)?;
+        let known: i64 = issuer_keys::table.find(key_id).count().fetch_one(self.conn)?;
         if known > 0 {
             return Ok(false);
         }
@@ -72,7 +73,7 @@ impl Tx<'_> {
     /// Stores an ancestor's key received from `from_peer` (a replay changes
     /// nothing).
     pub(crate) fn store_issuer_key(&mut self, key: &IssuerKey, from_peer: &str) -> Result<(), StoreError> {
-        let known: i64 = issuer_keys::table.find(&key.key_id).count().get_result(self.conn)?;
+        let known: i64 = issuer_keys::table.find(&key.key_id).count().fetch_one(self.conn)?;
         if known == 0 {
             self.insert_issuer_key(key, Some(from_peer))?;
         }
@@ -88,7 +89,7 @@ impl Tx<'_> {
                 issuer_keys::received_from.eq(received_from),
                 issuer_keys::recorded_at.eq(crate::now()),
             ))
-            .execute(self.conn)?;
+            .run(self.conn)?;
         Ok(())
     }
 
@@ -123,7 +124,7 @@ impl Tx<'_> {
     }
 
     fn insert_revocation(&mut self, revocation: &TokenRevocation) -> Result<bool, StoreError> {
-        let known: i64 = revoked_tokens::table.find(&revocation.jti).count().get_result(self.conn)?;
+        let known: i64 = revoked_tokens::table.find(&revocation.jti).count().fetch_one(self.conn)?;
         if known > 0 {
             return Ok(false);
         }
