@@ -28,6 +28,10 @@ struct LinkState {
     failures: u32,
 }
 
+/// Batches a link cuts ahead of the peer's receipts: one in flight, the next
+/// cut meanwhile. More would only grow what a refused batch makes resent.
+const CUT_AHEAD: usize = 2;
+
 /// The pusher of every link of a node.
 pub struct Pusher {
     context: Arc<FederationContext>,
@@ -277,9 +281,21 @@ impl Pusher {
                 }
                 continue;
             }
-            for batch in unacked {
+            let count = unacked.len();
+            for (index, batch) in unacked.into_iter().enumerate() {
                 let seq = u64::try_from(batch.seq).unwrap_or(0);
-                let sent = self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest);
+                // While the last batch known is in flight (the peer verifying
+                // and applying it), the next one is cut: the link then runs at
+                // its slower side's rate rather than at the sum of both.
+                let cut_ahead = index + 1 == count && count < CUT_AHEAD;
+                let (sent, cut) = std::thread::scope(|scope| {
+                    let cutter = cut_ahead.then(|| scope.spawn(|| self.cut(peer, parent_policy.as_ref())));
+                    let sent = self.send(peer, seq, &batch.manifest, &batch.payload, &batch.digest);
+                    let cut = cutter.map(|handle| {
+                        handle.join().unwrap_or_else(|_| Err(PushError::Protocol("the cutting thread panicked".into())))
+                    });
+                    (sent, cut)
+                });
                 let region = peer.region.as_str();
                 if sent.is_err() {
                     let noted = self.context.store.write(|tx| {
@@ -308,6 +324,11 @@ impl Pusher {
                         )));
                     }
                     Err(error) => return Err(error),
+                }
+                // A batch cut ahead is stored like any other: a failure here
+                // only stops this round.
+                if let Some(Err(error)) = cut {
+                    return Err(error);
                 }
             }
         }

@@ -211,6 +211,17 @@ pub struct LinkClock {
     pub parked: u64,
 }
 
+impl LinkClock {
+    /// Adds the cut times of a cut made on another thread.
+    fn add_cut(&mut self, other: &LinkClock) {
+        self.cut += other.cut;
+        self.cut_select += other.cut_select;
+        self.cut_wire += other.cut_wire;
+        self.cut_seal += other.cut_seal;
+        self.cut_save += other.cut_save;
+    }
+}
+
 /// What a link step reports to the caller, for the end-to-end latency.
 pub enum LinkEvent {
     /// A batch was cut at the sender (the instant its transaction began).
@@ -219,12 +230,17 @@ pub enum LinkEvent {
     Applied(Instant, Vec<String>),
 }
 
+/// Batches cut ahead of the receipts, as `Pusher::drain` does.
+const CUT_AHEAD: usize = 2;
+
 /// One turn of a link's push loop, as `Pusher::drain` does it: send the
-/// unacknowledged batches, else cut one more. False when nothing is pending.
+/// unacknowledged batches (with `cut_ahead`, cutting the next while the last
+/// is applied), else cut one more. False when nothing is pending.
 pub fn link_step(
     from: &FedNode,
     to: &FedNode,
     batch_size: usize,
+    cut_ahead: bool,
     clock: &mut LinkClock,
     on_event: &mut dyn FnMut(LinkEvent),
 ) -> anyhow::Result<bool> {
@@ -245,10 +261,34 @@ pub fn link_step(
         });
     }
     clock.cut += started.elapsed();
-    for batch in unacked {
+    let count = unacked.len();
+    for (index, batch) in unacked.into_iter().enumerate() {
         let seq = u64::try_from(batch.seq).unwrap_or(0);
-        let (receipt, ids) = fed_receive(to, from.me, &batch.manifest, &batch.payload, clock)?;
+        // As the pusher does: the next batch is cut while this one is applied.
+        let cut_ahead = cut_ahead && index + 1 == count && count < CUT_AHEAD;
+        let (received, cut) = std::thread::scope(|scope| {
+            let cutter = cut_ahead.then(|| {
+                scope.spawn(|| {
+                    let mut cut_clock = LinkClock::default();
+                    let started = Instant::now();
+                    let cut = fed_cut(from, to.me, batch_size, &mut cut_clock);
+                    cut_clock.cut += started.elapsed();
+                    (started, cut, cut_clock)
+                })
+            });
+            let received = fed_receive(to, from.me, &batch.manifest, &batch.payload, clock);
+            let cut = cutter.map(|handle| handle.join().map_err(|_| anyhow::anyhow!("the cutting thread panicked")));
+            (received, cut)
+        });
+        let (receipt, ids) = received?;
         on_event(LinkEvent::Applied(Instant::now(), ids));
+        if let Some(cut) = cut {
+            let (cut_started, cut, cut_clock) = cut?;
+            clock.add_cut(&cut_clock);
+            if let Some(ids) = cut?.filter(|ids| !ids.is_empty()) {
+                on_event(LinkEvent::Cut(cut_started, ids));
+            }
+        }
         let acked = Instant::now();
         let verifying = Instant::now();
         let checked = rhip_federation::verify_receipt(&from.peer_keys, peer, &receipt, &batch.digest, seq)

@@ -58,7 +58,7 @@ pub fn federation(args: &BenchFederationArgs) -> Result<(), Failure> {
     say(format!("link: {changes} changes written at {} in {setup_seconds:.1} s (not timed)", CHAIN[0]));
     let mut clock = LinkClock::default();
     let started = Instant::now();
-    while link_step(&nodes[0], &nodes[1], args.batch, &mut clock, &mut |_| {})? {}
+    while link_step(&nodes[0], &nodes[1], args.batch, true, &mut clock, &mut |_| {})? {}
     let link_seconds = started.elapsed().as_secs_f64();
     if clock.changes != changes {
         return Err(Failure::Runtime(anyhow::anyhow!("{changes} changes written but {} acknowledged", clock.changes)));
@@ -195,7 +195,7 @@ fn chain_one_batch_at_a_time(nodes: &[FedNode], batch: usize) -> anyhow::Result<
         // Cut at the county, then send (two turns of its push loop).
         let mut progressed = false;
         for _ in 0..2 {
-            progressed |= link_step(&nodes[0], &nodes[1], batch, &mut clocks[0], &mut |event| {
+            progressed |= link_step(&nodes[0], &nodes[1], batch, false, &mut clocks[0], &mut |event| {
                 if let LinkEvent::Cut(at, ids) = event {
                     observed[0].push((at, ids));
                 }
@@ -206,7 +206,7 @@ fn chain_one_batch_at_a_time(nodes: &[FedNode], batch: usize) -> anyhow::Result<
         }
         for hop in 1..3 {
             let (clock, seen) = (&mut clocks[hop], &mut observed[hop]);
-            while link_step(&nodes[hop], &nodes[hop + 1], batch, clock, &mut |event| {
+            while link_step(&nodes[hop], &nodes[hop + 1], batch, false, clock, &mut |event| {
                 if let LinkEvent::Applied(at, ids) = event {
                     seen.push((at, ids));
                 }
@@ -231,10 +231,12 @@ fn chain_pipelined(nodes: &[FedNode], batch: usize) -> anyhow::Result<(Vec<LinkC
                         loop {
                             let upstream_done = hop == 0 || done[hop - 1].load(Ordering::Acquire);
                             let progressed =
-                                link_step(&nodes[hop], &nodes[hop + 1], batch, &mut clock, &mut |event| match event {
-                                    LinkEvent::Cut(at, ids) if hop == 0 => observed.push((at, ids)),
-                                    LinkEvent::Applied(at, ids) if hop == 2 => observed.push((at, ids)),
-                                    _ => {}
+                                link_step(&nodes[hop], &nodes[hop + 1], batch, true, &mut clock, &mut |event| {
+                                    match event {
+                                        LinkEvent::Cut(at, ids) if hop == 0 => observed.push((at, ids)),
+                                        LinkEvent::Applied(at, ids) if hop == 2 => observed.push((at, ids)),
+                                        _ => {}
+                                    }
                                 })?;
                             if !progressed {
                                 if upstream_done {
