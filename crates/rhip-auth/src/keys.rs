@@ -166,7 +166,7 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
 /// in the `kid` header of what it signs ([`NodeKey::key_id`]).
 pub fn key_id_of(public: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, public);
-    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest.as_ref()[..8])
 }
 
 /// A raw Ed25519 public key as a PEM `PUBLIC KEY` block, for a trust folder

