@@ -340,54 +340,8 @@ impl Pusher {
         let context = &self.context;
         let links = context.links();
         let limit = i64::try_from(context.batch_size).unwrap_or(1000);
-        let peer_code = peer.region.as_str();
         let cut = context.store.write(|tx| {
-            let link = tx.link(peer_code)?.ok_or_else(|| StoreError::NotFound(format!("link {peer_code}")))?;
-            let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
-            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
-            // Residents' consent: what they keep in the home county does not go up.
-            let kept_home = match peer.direction {
-                Direction::Parent => tx.kept_at_home(&changes, |home| rhip_federation::is_destination(&links, home))?,
-                Direction::Child => Default::default(),
-            };
-            let sent = changes.iter().filter(|c| !kept_home.contains(&c.seq));
-            let wire = wire_changes(tx, &links, parent_policy, peer.region, sent)?;
-            if wire.is_empty() {
-                tx.advance_cut(peer_code, last)?;
-                return Ok(Some(None));
-            }
-            let seq = link.next_seq;
-            let prev_digest = if seq <= 1 {
-                GENESIS.to_string()
-            } else {
-                tx.outbound_digest(peer_code, seq - 1)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
-            };
-            let payload = Payload { changes: wire };
-            let batch = seal(
-                &context.key,
-                context.me.as_str(),
-                peer_code,
-                u64::try_from(seq).unwrap_or(1),
-                &prev_digest,
-                &payload,
-            )
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.save_outbound_batch(
-                &NewOutboundBatch {
-                    peer: peer_code.to_string(),
-                    seq,
-                    batch_id: batch.batch_id.clone(),
-                    digest: batch.digest(),
-                    manifest: batch.manifest_jws.clone(),
-                    payload: batch.payload.clone(),
-                    record_count: i64::try_from(payload.changes.len()).unwrap_or(0),
-                    first_change_seq: changes.first().map_or(last, |c| c.seq),
-                    last_change_seq: last,
-                },
-                last,
-            )?;
-            Ok(Some(Some(seq)))
+            cut_batch(tx, &context.key, context.me, &links, peer.region, parent_policy, limit, &mut |_| {})
         })?;
         Ok(cut.is_some())
     }
@@ -447,6 +401,78 @@ impl Pusher {
         }
         Ok((receipt, i64::try_from(checked.parked.len()).unwrap_or(i64::MAX)))
     }
+}
+
+/// A step of [`cut_batch`], for a caller that times them (the bench).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutPhase {
+    /// The change-log rows after the link's cursor are read.
+    Selected,
+    /// They are routed and turned into wire changes.
+    Wired,
+    /// The batch is sealed and signed.
+    Sealed,
+}
+
+/// Cuts the next batch for `peer` in `tx`, as the pusher does: the change-log
+/// rows after the link's cut cursor that the routing rules send there (what
+/// residents keep at home does not go up), sealed, signed and stored. `None`
+/// when nothing is pending; else the ids of the changes sealed (empty when
+/// the rows examined were not for this peer and only the cursor moved on).
+#[expect(clippy::too_many_arguments, reason = "the link's whole context, shared by the pusher and the bench")]
+pub fn cut_batch(
+    tx: &mut rhip_store::Tx<'_>,
+    key: &rhip_auth::NodeKey,
+    me: rhip_core::RegionCode,
+    links: &rhip_federation::Links,
+    peer: rhip_core::RegionCode,
+    parent_policy: Option<&RetentionPolicy>,
+    limit: i64,
+    on_phase: &mut dyn FnMut(CutPhase),
+) -> Result<Option<Vec<String>>, StoreError> {
+    let peer_code = peer.as_str();
+    let link = tx.link(peer_code)?.ok_or_else(|| StoreError::NotFound(format!("link {peer_code}")))?;
+    let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
+    on_phase(CutPhase::Selected);
+    let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
+    // Residents' consent: what they keep in the home county does not go up.
+    let kept_home = match links.parent == Some(peer) {
+        true => tx.kept_at_home(&changes, |home| rhip_federation::is_destination(links, home))?,
+        false => Default::default(),
+    };
+    let sent = changes.iter().filter(|c| !kept_home.contains(&c.seq));
+    let wire = wire_changes(tx, links, parent_policy, peer, sent)?;
+    on_phase(CutPhase::Wired);
+    if wire.is_empty() {
+        tx.advance_cut(peer_code, last)?;
+        return Ok(Some(Vec::new()));
+    }
+    let seq = link.next_seq;
+    let prev_digest = if seq <= 1 {
+        GENESIS.to_string()
+    } else {
+        tx.outbound_digest(peer_code, seq - 1)?
+            .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
+    };
+    let payload = Payload { changes: wire };
+    let batch = seal(key, me.as_str(), peer_code, u64::try_from(seq).unwrap_or(1), &prev_digest, &payload)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    on_phase(CutPhase::Sealed);
+    tx.save_outbound_batch(
+        &NewOutboundBatch {
+            peer: peer_code.to_string(),
+            seq,
+            batch_id: batch.batch_id.clone(),
+            digest: batch.digest(),
+            manifest: batch.manifest_jws.clone(),
+            payload: batch.payload.clone(),
+            record_count: i64::try_from(payload.changes.len()).unwrap_or(0),
+            first_change_seq: changes.first().map_or(last, |c| c.seq),
+            last_change_seq: last,
+        },
+        last,
+    )?;
+    Ok(Some(payload.changes.into_iter().map(|c| c.id).collect()))
 }
 
 /// A transport failure in words for the link's last error.

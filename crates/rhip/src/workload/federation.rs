@@ -304,78 +304,32 @@ pub fn link_step(
     Ok(true)
 }
 
-/// Cuts the next batch for `peer` as `Pusher::cut` does: the change-log rows
-/// after the link's cut cursor that `route` sends to the peer, sealed and
-/// stored. `None` when nothing is pending; else the ids sealed (empty when
-/// the rows examined were not for this peer and the cursor only moved on).
+/// Cuts the next batch for `peer` with the pusher's own `cut_batch`, timing
+/// its steps. `None` when nothing is pending; else the ids sealed (empty
+/// when the rows examined were not for this peer and the cursor only moved
+/// on).
 pub fn fed_cut(
     node: &FedNode,
     peer: RegionCode,
     batch_size: usize,
     clock: &mut LinkClock,
 ) -> anyhow::Result<Option<Vec<String>>> {
-    use rhip_federation::{seal, Payload, RetentionPolicy, GENESIS};
-    use rhip_store::StoreError;
-    let parent_policy = (node.links.parent == Some(peer)).then(|| RetentionPolicy::default_for(peer.tier()));
+    use rhip_server::federation::push::{cut_batch, CutPhase};
+    let parent_policy =
+        (node.links.parent == Some(peer)).then(|| rhip_federation::RetentionPolicy::default_for(peer.tier()));
     let limit = i64::try_from(batch_size).unwrap_or(1000);
-    let peer_code = peer.as_str();
     let mut lap = Instant::now();
-    let mut split = |into: &mut Duration| {
-        let now = Instant::now();
-        *into += now - lap;
-        lap = now;
-    };
     let (mut select, mut wire_time, mut seal_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let cut = node.store.write(|tx| {
-        let link = tx.link(peer_code)?.ok_or_else(|| StoreError::NotFound(format!("link {peer_code}")))?;
-        let changes = tx.changes_for_link(peer_code, link.cut_seq, limit)?;
-        split(&mut select);
-        let Some(last) = changes.last().map(|c| c.seq) else { return Ok(None) };
-        // As the pusher does: what residents keep at home does not go up.
-        let kept_home: std::collections::HashSet<i64> = if node.links.parent == Some(peer) {
-            tx.kept_at_home(&changes, |home| rhip_federation::is_destination(&node.links, home))?
-        } else {
-            std::collections::HashSet::new()
-        };
-        let wire = rhip_server::federation::push::wire_changes(
-            tx,
-            &node.links,
-            parent_policy.as_ref(),
-            peer,
-            changes.iter().filter(|c| !kept_home.contains(&c.seq)),
-        )?;
-        split(&mut wire_time);
-        if wire.is_empty() {
-            tx.advance_cut(peer_code, last)?;
-            return Ok(Some(Vec::new()));
-        }
-        let seq = link.next_seq;
-        let prev_digest = if seq <= 1 {
-            GENESIS.to_string()
-        } else {
-            tx.outbound_digest(peer_code, seq - 1)?
-                .ok_or_else(|| StoreError::Corrupt(format!("batch {} to {peer_code} is gone", seq - 1)))?
-        };
-        let payload = Payload { changes: wire };
-        let batch =
-            seal(&node.key, node.me.as_str(), peer_code, u64::try_from(seq).unwrap_or(1), &prev_digest, &payload)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        split(&mut seal_time);
-        tx.save_outbound_batch(
-            &rhip_store::NewOutboundBatch {
-                peer: peer_code.to_string(),
-                seq,
-                batch_id: batch.batch_id.clone(),
-                digest: batch.digest(),
-                manifest: batch.manifest_jws.clone(),
-                payload: batch.payload.clone(),
-                record_count: i64::try_from(payload.changes.len()).unwrap_or(0),
-                first_change_seq: changes.first().map_or(last, |c| c.seq),
-                last_change_seq: last,
-            },
-            last,
-        )?;
-        Ok(Some(payload.changes.into_iter().map(|c| c.id).collect()))
+        cut_batch(tx, &node.key, node.me, &node.links, peer, parent_policy.as_ref(), limit, &mut |phase| {
+            let now = Instant::now();
+            *match phase {
+                CutPhase::Selected => &mut select,
+                CutPhase::Wired => &mut wire_time,
+                CutPhase::Sealed => &mut seal_time,
+            } += now - lap;
+            lap = now;
+        })
     })?;
     clock.cut_select += select;
     clock.cut_wire += wire_time;
