@@ -175,7 +175,7 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 /// every execution, even when the prepared statement is cached: a fifth of
 /// a federation batch's apply went there (measured, `BENCHMARKS.md`). The
 /// same query value serves both backends, so call sites stay backend-neutral:
-/// `query.run(self.conn)` where diesel would say `query.run(self.conn)`.
+/// `query.run(self.conn)` where diesel would say `query.execute(self.conn)`.
 pub(crate) trait Direct: Sized {
     /// Executes a statement; the number of rows it touched.
     fn run(self, conn: &mut DbConn) -> diesel::QueryResult<usize>

@@ -30,7 +30,7 @@ struct LinkState {
 
 /// Batches a link cuts ahead of the peer's receipts: one in flight, the next
 /// cut meanwhile. More would only grow what a refused batch makes resent.
-const CUT_AHEAD: usize = 2;
+pub const CUT_AHEAD: usize = 2;
 
 /// The pusher of every link of a node.
 pub struct Pusher {

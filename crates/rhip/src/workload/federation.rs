@@ -230,9 +230,6 @@ pub enum LinkEvent {
     Applied(Instant, Vec<String>),
 }
 
-/// Batches cut ahead of the receipts, as `Pusher::drain` does.
-const CUT_AHEAD: usize = 2;
-
 /// One turn of a link's push loop, as `Pusher::drain` does it: send the
 /// unacknowledged batches (with `cut_ahead`, cutting the next while the last
 /// is applied), else cut one more. False when nothing is pending.
@@ -265,7 +262,7 @@ pub fn link_step(
     for (index, batch) in unacked.into_iter().enumerate() {
         let seq = u64::try_from(batch.seq).unwrap_or(0);
         // As the pusher does: the next batch is cut while this one is applied.
-        let cut_ahead = cut_ahead && index + 1 == count && count < CUT_AHEAD;
+        let cut_ahead = cut_ahead && index + 1 == count && count < rhip_server::federation::push::CUT_AHEAD;
         let (received, cut) = std::thread::scope(|scope| {
             let cutter = cut_ahead.then(|| {
                 scope.spawn(|| {
